@@ -1,0 +1,1 @@
+"""fsar.engine"""

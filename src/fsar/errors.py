@@ -1,0 +1,32 @@
+"""Exception types of fsar. Every message names the offending file, line or key and says what to do."""
+
+from __future__ import annotations
+
+
+class FsarError(Exception):
+    """Base class of fsar's own errors."""
+
+
+class VideoError(FsarError):
+    """A video file or frame folder cannot be read (missing, corrupt, empty)."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class SplitFormatError(FsarError):
+    """A split file has a malformed line."""
+
+
+class ConfigError(FsarError):
+    """A configuration file or override is invalid (unknown key, wrong type)."""
+
+
+class MissingVideosError(FsarError):
+    """Videos listed in a split are missing and the user did not allow skipping them."""
+
+
+class WeightsError(FsarError):
+    """Pretrained weights cannot be loaded (missing file, wrong keys)."""

@@ -17,7 +17,7 @@ that depends on the episode.
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from fsar.data.batch import ClipBatch
 
-Features = Union[Tensor, dict[str, Tensor]]
+Features = Tensor | dict[str, Tensor]
 
 
 def select_features(features: Features, index: Tensor) -> Features:

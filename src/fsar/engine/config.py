@@ -1,0 +1,290 @@
+"""Strict YAML configuration for training and evaluation.
+
+A config file has the sections ``data``, ``episodes``, ``model``, ``optim``, ``train`` and ``eval`` (all optional;
+every key has a default). Unknown keys are errors that name the key, the file and the valid keys: nothing is
+silently ignored. Command-line overrides use dotted keys, ``train.tasks=2000 model.kwargs.metric=l2``, with values
+parsed as YAML.
+
+A config may start with ``base: other.yaml`` (a path relative to the file, or a preset name) whose values it
+overrides section by section.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fsar.errors import ConfigError
+
+PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"
+
+
+@dataclass
+class DataConfig:
+    """Which videos, and how clips are made from them."""
+
+    benchmark: str = "synthetic"
+    root: str | None = None  # videos root; for `synthetic`, the `fsar synth --out` folder
+    splits: str | None = None  # folder holding trainlistNN.txt etc.; derived for `synthetic`
+    split_id: str | None = None  # NN of the split files when several are present
+    num_frames: int = 8
+    frame_sampler: str = "uniform"  # uniform | ta2n | segment
+    resize_short: int | None = 256
+    resize_to: list[int] | None = None  # [H, W]: resize without keeping the aspect ratio (TATs)
+    crop: int | None = 224
+    flip: bool | None = None  # None: the benchmark's default (never for SSv2)
+    normalization: str = "imagenet"  # imagenet | clip | none
+    tracks: str | None = None  # folder of track files (TATs), mirroring the video layout
+    num_points: int = 256
+    workers: int = 0  # data-loading worker processes
+    allow_missing: bool = False  # skip videos missing from disk (listed in the run folder) instead of failing
+
+
+@dataclass
+class EpisodeConfig:
+    way: int = 5
+    shot: int = 1
+    train_queries: int = 5  # per class
+    test_queries: int = 1  # per class, validation and test
+
+
+@dataclass
+class ModelConfig:
+    name: str = "protonet"
+    backbone: str = "small_cnn"
+    backbone_weights: str | None = None  # local file or Hugging Face folder; never downloaded
+    backbone_kwargs: dict[str, Any] = field(default_factory=dict)
+    kwargs: dict[str, Any] = field(default_factory=dict)  # the method's constructor arguments
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"  # sgd | adam | adamw
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    schedule: str = "constant"  # constant | step | cosine | tats
+    step_every: int = 1000  # tasks, for `step`
+    gamma: float = 0.1  # for `step`
+    warmup_tasks: int = 0
+    grad_clip: float | None = None
+
+
+@dataclass
+class TrainConfig:
+    tasks: int = 2000  # training episodes
+    tasks_per_update: int = 1  # episodes whose gradients are accumulated per optimiser step
+    val_every: int = 500  # tasks
+    val_episodes: int = 500
+    log_every: int = 50
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    precision: str = "fp32"  # fp32 | bf16 | fp16
+    select_on: str = "val"  # val | test (test only to reproduce the originals' optimistic protocol)
+    threads: int | None = None  # torch intra-op threads on CPU
+
+
+@dataclass
+class EvalConfig:
+    split: str = "test"
+    episodes: int = 10_000
+    episode_file: str | None = None  # fixed episodes (created on first use when it does not exist)
+    seed: int = 1234
+    batch_videos: int = 64  # videos per batch for the per-video (cached) part
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    episodes: EpisodeConfig = field(default_factory=EpisodeConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    name: str = "run"
+    notes: str = ""  # where the recipe's numbers come from
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _type_ok(value: Any, annotation: Any) -> tuple[bool, Any]:
+    """Check (and lightly coerce) ``value`` against a field annotation."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            ok, coerced = _type_ok(value, arg)
+            if ok:
+                return True, coerced
+        return False, value
+    if annotation is type(None):
+        return value is None, value
+    if annotation is Any:
+        return True, value
+    if origin is list:
+        return isinstance(value, list), value
+    if origin is dict:
+        return isinstance(value, dict), value
+    if annotation is float:
+        if isinstance(value, bool):
+            return False, value
+        if isinstance(value, (int, float)):
+            return True, float(value)
+        return False, value
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if annotation is bool:
+        return isinstance(value, bool), value
+    if annotation is str:
+        return isinstance(value, str), value
+    return isinstance(value, annotation), value
+
+
+def _build(cls: type, values: dict[str, Any], where: str, source: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields_by_name = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in fields_by_name:
+            valid = ", ".join(sorted(fields_by_name))
+            raise ConfigError(f"{source}: unknown key {where}{key!r}; valid keys here: {valid}")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: {where}{key} must be a mapping, got {value!r}")
+            kwargs[key] = _build(hint, value, f"{where}{key}.", source)
+            continue
+        ok, coerced = _type_ok(value, hint)
+        if not ok:
+            type_name = getattr(hint, "__name__", str(hint))
+            raise ConfigError(f"{source}: {where}{key} must be {type_name}, got {value!r}")
+        kwargs[key] = coerced
+    return cls(**kwargs)
+
+
+def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if (
+            isinstance(value, dict)
+            and isinstance(out.get(key), dict)
+            and key not in ("kwargs", "backbone_kwargs")
+        ):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def resolve_config_path(path_or_preset: str | Path) -> Path:
+    """A config file path, or the name of a preset shipped with fsar (``ta2n_ucf101_1shot``)."""
+    p = Path(path_or_preset)
+    if p.is_file():
+        return p
+    candidate = PRESETS_DIR / (p.name if p.suffix else f"{p.name}.yaml")
+    if candidate.is_file():
+        return candidate
+    available = ", ".join(sorted(x.stem for x in PRESETS_DIR.glob("*.yaml")))
+    raise ConfigError(f"{path_or_preset}: no such config file or preset; presets: {available}")
+
+
+def _load_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    if path in seen:
+        raise ConfigError(f"{path}: circular `base:` chain {' -> '.join(map(str, seen + (path,)))}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping of sections")
+    base = raw.pop("base", None)
+    if base is not None:
+        base_path = path.parent / base if (path.parent / str(base)).is_file() else resolve_config_path(base)
+        raw = _deep_merge(_load_raw(base_path, seen + (path,)), raw)
+    return raw
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    key, value = text.split("=", 1)
+    try:
+        parsed = yaml.safe_load(value) if value != "" else None
+    except yaml.YAMLError:
+        parsed = value
+    return key.strip().split("."), parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    raw = _deep_merge(raw, {})
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = raw
+        for k in keys[:-1]:
+            nxt = node.get(k)
+            if not isinstance(nxt, dict):
+                nxt = {}
+                node[k] = nxt
+            node = nxt
+        node[keys[-1]] = value
+    return raw
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a config file (or the defaults when ``path`` is None) and apply ``key=value`` overrides."""
+    raw: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        resolved = resolve_config_path(path)
+        raw = _load_raw(resolved)
+        source = str(resolved)
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+        source += " + overrides"
+    return config_from_dict(raw, source)
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
+    cfg = _build(Config, raw, "", source)
+    validate_config(cfg, source)
+    return cfg
+
+
+def validate_config(cfg: Config, source: str) -> None:
+    choices = {
+        "data.frame_sampler": (cfg.data.frame_sampler, ("uniform", "ta2n", "segment")),
+        "data.normalization": (cfg.data.normalization, ("imagenet", "clip", "none")),
+        "optim.name": (cfg.optim.name, ("sgd", "adam", "adamw")),
+        "optim.schedule": (cfg.optim.schedule, ("constant", "step", "cosine", "tats")),
+        "train.precision": (cfg.train.precision, ("fp32", "bf16", "fp16")),
+        "train.select_on": (cfg.train.select_on, ("val", "test")),
+        "eval.split": (cfg.eval.split, ("train", "val", "test")),
+    }
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ConfigError(f"{source}: {key} must be one of {', '.join(allowed)}; got {value!r}")
+    positive = {
+        "data.num_frames": cfg.data.num_frames,
+        "episodes.way": cfg.episodes.way,
+        "episodes.shot": cfg.episodes.shot,
+        "episodes.train_queries": cfg.episodes.train_queries,
+        "episodes.test_queries": cfg.episodes.test_queries,
+        "train.tasks_per_update": cfg.train.tasks_per_update,
+        "train.val_every": cfg.train.val_every,
+        "eval.episodes": cfg.eval.episodes,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"{source}: {key} must be >= 1; got {value}")
+    if cfg.train.tasks < 0:
+        raise ConfigError(f"{source}: train.tasks must be >= 0; got {cfg.train.tasks}")
+
+
+def dump_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -30,3 +30,12 @@ class MissingVideosError(FsarError):
 
 class WeightsError(FsarError):
     """Pretrained weights cannot be loaded (missing file, wrong keys)."""
+
+
+class TrackFileError(FsarError):
+    """A point-track file (``.npz`` or a reference TATs pickle) is missing, malformed or inconsistent."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")

@@ -1,0 +1,73 @@
+"""``small_cnn``: a 4-block conv net trained from scratch, for the synthetic benchmark and fast CPU tests.
+
+Each block is conv3x3 (no bias) -> BatchNorm -> ReLU -> 2x2 max-pool, so the map shrinks 16x: 112 px -> 7x7,
+64 px -> 4x4 (the "Conv-4" of few-shot image classification, Vinyals et al. 2016 / Snell et al. 2017).
+"""
+
+from __future__ import annotations
+
+import os
+
+from torch import Tensor, nn
+
+from fsar.backbones.freezing import FreezableBackbone
+from fsar.backbones.registry import BACKBONES
+from fsar.backbones.weights import load_state_dict_strictly, read_state_dict_file, resolve_weights_path
+
+
+class SmallCNN(FreezableBackbone):
+    """Frames ``[N, 3, H, W]`` -> ``[N, out_channels, H // 16, W // 16]``.
+
+    ``width``: channels of the first three blocks; ``out_channels``: channels of the last block.
+    """
+
+    default_normalization = "none"
+
+    def __init__(self, width: int = 64, out_channels: int = 128, in_channels: int = 3) -> None:
+        super().__init__()
+        if width < 1 or out_channels < 1:
+            raise ValueError(
+                f"small_cnn: width and out_channels must be >= 1, got {width} and {out_channels}"
+            )
+        chans = [in_channels, width, width, width, out_channels]
+        blocks = []
+        for c_in, c_out in zip(chans[:-1], chans[1:]):
+            blocks += [
+                nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
+        self.layers = nn.Sequential(*blocks)
+        self.out_channels = out_channels
+        self.in_channels = in_channels
+
+    def forward(self, frames: Tensor) -> Tensor:
+        if frames.dim() != 4 or frames.shape[1] != self.in_channels:
+            raise ValueError(
+                f"small_cnn expects frames [N, {self.in_channels}, H, W]; got {tuple(frames.shape)}"
+            )
+        if min(frames.shape[-2:]) < 16:
+            raise ValueError(
+                f"small_cnn needs frames of at least 16x16 pixels; got {tuple(frames.shape[-2:])}"
+            )
+        with self.grad_context():
+            return self.layers(frames)
+
+
+@BACKBONES.register("small_cnn")
+def small_cnn(
+    weights: str | os.PathLike[str] | None = None,
+    pretrained_folder: str | os.PathLike[str] | None = None,
+    width: int = 64,
+    out_channels: int = 128,
+    frozen: bool = False,
+) -> SmallCNN:
+    """``weights``: a state dict of this module saved by ``torch.save`` / safetensors, or None."""
+    model = SmallCNN(width=width, out_channels=out_channels)
+    if weights is not None:
+        path = resolve_weights_path(weights, pretrained_folder)
+        load_state_dict_strictly(model, read_state_dict_file(path), source=str(path))
+    if frozen:
+        model.freeze()
+    return model

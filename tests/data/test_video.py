@@ -1,0 +1,160 @@
+import numpy as np
+import pytest
+
+from fsar.data.video import EncodedVideo, FrameFolderVideo, natural_sort_key, open_video
+from fsar.errors import VideoError
+from tests.helpers import frame_index_from_blue, make_frames, write_encoded_video, write_frame_folder
+
+T = 24
+
+
+@pytest.fixture(scope="module")
+def source():
+    return make_frames(T, 48, 64, seed=1)
+
+
+@pytest.fixture(scope="module", params=["mpeg4", "libx264"])
+def encoded(request, tmp_path_factory, source):
+    path = tmp_path_factory.mktemp("enc") / f"clip_{request.param}.mp4"
+    return write_encoded_video(path, source, codec=request.param, fps=12)
+
+
+def test_encoded_video_metadata_and_exact_count(encoded):
+    v = open_video(encoded)
+    assert isinstance(v, EncodedVideo)
+    assert v.size == (48, 64)
+    assert v.fps == pytest.approx(12.0)
+    assert v.num_frames == T
+    assert v.last_decode_stats["frames"] == T  # counted by decoding, once
+    assert len(v) == T
+
+
+def test_encoded_frames_match_source_pixels(encoded, source):
+    v = open_video(encoded)
+    idx = [5, 0, 23, 5, 11]  # unsorted, repeated, includes the last frame
+    got = v.frames(idx)
+    assert got.shape == (5, 48, 64, 3) and got.dtype == np.uint8
+    diff = np.abs(got.astype(np.int16) - source[idx].astype(np.int16))
+    assert diff.mean() < 3.0  # measured: about 1.5 (mpeg4 20 Mb/s) and 1.4 (x264 crf 0, yuv420p)
+    np.testing.assert_array_equal(frame_index_from_blue(got), idx)
+    np.testing.assert_array_equal(got[0], got[3])
+
+
+def test_encoded_decodes_only_the_needed_prefix(encoded):
+    v = open_video(encoded)
+    v.frames([1, 0])
+    assert v.last_decode_stats["frames"] == 2
+    assert v.last_decode_stats["packets"] < T // 2  # a few packets of decoder delay at most, not the file
+    v.frames([10])
+    assert v.last_decode_stats["frames"] == 11
+
+
+def test_encoded_out_of_range_index_names_file_and_range(encoded):
+    v = open_video(encoded)
+    with pytest.raises(IndexError, match=rf"{encoded.name}.*0\.\.{T - 1}"):
+        v.frames([T])  # count not known yet: found by decoding to the end
+    assert v.num_frames == T
+    with pytest.raises(IndexError, match=r"-1"):
+        v.frames([-1])
+    with pytest.raises(IndexError, match=rf"0\.\.{T - 1}"):
+        v.frames([0, T + 3])
+
+
+def test_corrupt_video_file_raises_video_error(tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    with pytest.raises(VideoError, match=r"broken\.mp4.*re-encode"):
+        _ = open_video(bad).num_frames
+
+
+def test_truncated_video_decodes_fewer_frames(tmp_path, source):
+    """A Matroska file cut in half still opens; the exact count is what decodes, and later indices fail."""
+    full = write_encoded_video(tmp_path / "full.mkv", source)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    v = open_video(cut)
+    n = v.num_frames
+    assert 0 < n < T  # measured: 9 of 24
+    with pytest.raises(IndexError, match=rf"cut\.mkv.*0\.\.{n - 1}"):
+        v.frames([n])
+    np.testing.assert_array_equal(frame_index_from_blue(v.frames([n - 1])), [n - 1])
+
+
+def test_missing_and_unsupported_paths(tmp_path):
+    with pytest.raises(VideoError, match="no such video"):
+        open_video(tmp_path / "nope.mp4")
+    txt = tmp_path / "notes.txt"
+    txt.write_text("x")
+    with pytest.raises(VideoError, match=r"unsupported file extension '\.txt'"):
+        open_video(txt)
+
+
+def test_zero_frame_video_is_an_error(tmp_path):
+    import av
+
+    path = tmp_path / "empty.avi"  # AVI writes a valid header with no frames
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mpeg4", rate=25)
+        s.width, s.height, s.pix_fmt = 32, 32, "yuv420p"
+        c.start_encoding()
+    v = open_video(path)
+    with pytest.raises(VideoError, match=r"empty\.avi: the video stream has zero decodable frames"):
+        _ = v.num_frames
+    with pytest.raises(VideoError, match="zero decodable frames"):
+        open_video(path).frames([0])
+
+
+def test_natural_sort_key():
+    names = ["img_10.jpg", "img_2.jpg", "img_1.jpg", "img_100.jpg", "IMG_3.jpg"]
+    assert sorted(names, key=natural_sort_key) == [
+        "img_1.jpg",
+        "img_2.jpg",
+        "IMG_3.jpg",
+        "img_10.jpg",
+        "img_100.jpg",
+    ]
+
+
+def test_frame_folder_natural_order_and_pixels(tmp_path, source):
+    folder = write_frame_folder(
+        tmp_path / "v", source[:12], pattern="img_{i}.png", start=1
+    )  # lossless, unpadded
+    (folder / ".DS_Store").write_bytes(b"junk")
+    (folder / "Thumbs.db").write_bytes(b"junk")
+    v = open_video(folder)
+    assert isinstance(v, FrameFolderVideo)
+    assert v.num_frames == 12 and v.fps is None and v.size == (48, 64)
+    assert [f.name for f in v.files[:3]] == ["img_1.png", "img_2.png", "img_3.png"]
+    assert v.files[9].name == "img_10.png"  # lexicographic order would put img_10 second
+    idx = [11, 1, 1, 9]
+    np.testing.assert_array_equal(v.frames(idx), source[idx])  # PNG: exact, and RGB order kept
+    with pytest.raises(IndexError, match=r"0\.\.11"):
+        v.frames([12])
+
+
+def test_frame_folder_jpeg_close_to_source(tmp_path, source):
+    v = open_video(write_frame_folder(tmp_path / "j", source[:4]))
+    got = v.frames([0, 3])
+    assert np.abs(got.astype(int) - source[[0, 3]]).mean() < 3.0
+    np.testing.assert_array_equal(frame_index_from_blue(got), [0, 3])
+
+
+def test_frame_folder_errors(tmp_path, source):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / ".DS_Store").write_bytes(b"")
+    with pytest.raises(VideoError, match=r"empty.*empty frame folder"):
+        open_video(empty)
+
+    odd = write_frame_folder(tmp_path / "odd", source[:3])
+    (odd / "notes.txt").write_text("x")
+    (odd / "sub").mkdir()
+    with pytest.raises(VideoError, match=r"notes\.txt, sub/"):
+        open_video(odd)
+
+    broken = write_frame_folder(tmp_path / "broken", source[:3])
+    (broken / "img_2.jpg").write_bytes(b"not an image")
+    v = open_video(broken)
+    np.testing.assert_array_equal(v.frames([0]).shape, (1, 48, 64, 3))
+    with pytest.raises(VideoError, match=r"img_2\.jpg: unreadable frame image"):
+        v.frames([0, 1])

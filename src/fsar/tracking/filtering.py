@@ -1,0 +1,95 @@
+"""Post-processing of raw tracks: TATs' "corrected" recipe (Kumar et al., ECCV 2024; tats.md §1).
+
+1. :func:`mask_before_query`: a point does not exist before its query frame, so its visibility is False there
+   (the tracker's positions are kept).
+2. :func:`filter_redundant`: re-queried grid points already explained by an existing trajectory are dropped.
+3. :func:`sample_subset`: a fixed subset of 256 point ids per video. The original draws it without a seed;
+   fsar seeds it per video so that it is reproducible (see :func:`video_rng`).
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+
+def mask_before_query(visibility: np.ndarray, query_frame: np.ndarray) -> np.ndarray:
+    """A copy of ``visibility`` [T, N] with ``False`` at every row ``t < query_frame[n]``."""
+    visibility = np.asarray(visibility, dtype=bool)
+    query_frame = np.asarray(query_frame)
+    if visibility.ndim != 2 or query_frame.shape != (visibility.shape[1],):
+        raise ValueError(
+            f"need visibility [T, N] and query_frame [N], got {visibility.shape} and {query_frame.shape}"
+        )
+    rows = np.arange(visibility.shape[0])[:, None]
+    return visibility & (rows >= query_frame[None, :])
+
+
+def filter_redundant(
+    tracks: np.ndarray, visibility: np.ndarray, query_frame: np.ndarray, max_dist: float = 16.0
+) -> np.ndarray:
+    """Ids (int64, sorted) of the points kept by TATs' redundancy filter ("corrected", ``max_dist`` in pixels).
+
+    * All points of the first query frame are kept.
+    * For each later query frame q, in order, the *previous* points are the points kept so far (any earlier
+      query frame) that are visible at row q (pass the visibility after :func:`mask_before_query`).
+      If there are none, every point queried at q is kept. Otherwise a new point is kept iff its distance to
+      every previous point is > ``max_dist``, where distance = mean over rows t >= q of the Euclidean distance
+      between the two tracks.
+    New points of the same query frame are not compared with each other.
+    """
+    tracks = np.asarray(tracks, dtype=np.float64)
+    visibility = np.asarray(visibility, dtype=bool)
+    query_frame = np.asarray(query_frame, dtype=np.int64)
+    if tracks.ndim != 3 or tracks.shape[2] != 2:
+        raise ValueError(f"tracks must be [T, N, 2], got {tracks.shape}")
+    T, N = tracks.shape[:2]
+    if visibility.shape != (T, N) or query_frame.shape != (N,):
+        raise ValueError(
+            f"visibility must be {(T, N)} and query_frame {(N,)}, got {visibility.shape} and {query_frame.shape}"
+        )
+    if N == 0:
+        return np.zeros(0, dtype=np.int64)
+    frames = np.unique(query_frame)
+    keep = np.zeros(N, dtype=bool)
+    keep[query_frame == frames[0]] = True
+    for q in frames[1:]:
+        new = np.flatnonzero(query_frame == q)
+        prev = np.flatnonzero(keep & visibility[q])
+        if prev.size == 0:
+            keep[new] = True
+            continue
+        total = np.zeros((new.size, prev.size))
+        for t in range(q, T):  # accumulate frame by frame: [new, prev] stays small
+            diff = tracks[t, new][:, None, :] - tracks[t, prev][None, :, :]
+            total += np.sqrt((diff**2).sum(axis=-1))
+        mean_dist = total / (T - q)
+        keep[new[mean_dist.min(axis=1) > max_dist]] = True
+    return np.flatnonzero(keep).astype(np.int64)
+
+
+def video_rng(seed: int, video_id: str) -> np.random.Generator:
+    """The generator for one video's random choices: ``default_rng([seed, crc32(video_id as UTF-8)])``.
+
+    ``zlib.crc32`` is stable across processes and Python versions (unlike ``hash()``), so the same
+    (seed, video id) always gives the same subset, whatever the order or the worker that processes the video.
+    """
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    return np.random.default_rng([int(seed), zlib.crc32(video_id.encode("utf-8"))])
+
+
+def sample_subset(num_points: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` distinct ids out of ``range(num_points)``, drawn with ``rng``, returned sorted (int64).
+
+    Sorting keeps TATs' order (by id: frame-0 grid points first). Too few points is an error, never padding.
+    """
+    if count < 1:
+        raise ValueError(f"the subset size must be >= 1, got {count}")
+    if num_points < count:
+        raise ValueError(
+            f"only {num_points} points remain after filtering but {count} were requested; "
+            "use a larger grid (--grid) or fewer points (--points)"
+        )
+    return np.sort(rng.choice(num_points, size=count, replace=False)).astype(np.int64)

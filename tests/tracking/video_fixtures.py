@@ -1,9 +1,8 @@
 """Tiny synthetic videos for the tracking tests: a smooth random texture translating by a known step per frame,
-written on the fly with PyAV, and a minimal PyAV reader (used until/unless ``fsar.data.video`` is available)."""
+written on the fly with PyAV."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -49,43 +48,3 @@ def write_video(path: Path, frames: np.ndarray, fps: int = 10, codec: str = "mpe
         for packet in stream.encode():
             container.mux(packet)
     return path
-
-
-@dataclass
-class TinyVideo:
-    """Decodes everything at open; ``frames(indices)`` returns uint8 [len, H, W, 3]."""
-
-    all_frames: np.ndarray
-    fps: float
-
-    @property
-    def num_frames(self) -> int:
-        return int(self.all_frames.shape[0])
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return int(self.all_frames.shape[1]), int(self.all_frames.shape[2])
-
-    def frames(self, indices) -> np.ndarray:
-        return self.all_frames[np.asarray(indices, dtype=np.int64)]
-
-
-def open_tiny_video(path: Path) -> TinyVideo:
-    """A minimal reader for test videos: PyAV for files, cv2 for frame folders (fps unknown = None)."""
-    import av
-
-    path = Path(path)
-    if path.is_dir():
-        images = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
-        if not images:
-            raise ValueError(f"{path}: no images")
-        return TinyVideo(
-            np.stack([cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in images]), None
-        )
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
-        fps = float(stream.average_rate) if stream.average_rate else None
-    if not frames:
-        raise ValueError(f"{path}: no frames decoded")
-    return TinyVideo(np.stack(frames), fps)

@@ -1,0 +1,399 @@
+"""Offline tracking of many videos into track files (what ``fsar track`` runs), following TATs' recipe
+(Kumar et al., ECCV 2024, `point_tracking/`; tats.md §1): grid queries on several frames, the tracker, the
+"before query frame" mask, the redundancy filter and a fixed, seeded subset of points per video.
+
+**Timeline** (:func:`tracker_timeline`). Like the original, ``.webm`` videos (SSv2) are tracked on every frame;
+other videos are resampled to at most ``max_fps`` frames per second: ``n = int(num_frames / fps * max_fps)``
+frame indices ``int(linspace(0, num_frames - 1, n))``. Videos whose frame rate is already <= ``max_fps`` or
+unknown, and every video when ``max_fps <= 0``, are tracked on every frame (the original would repeat frames of
+a slow video; fsar does not). The chosen frame numbers are stored in the file's ``timeline``.
+
+**Outputs.** One ``.npz`` per video (:class:`fsar.tracking.trackfile.TrackFile`), written atomically. A video
+whose output already exists, is valid and was made with the same tracker and parameters is skipped. A video
+that fails is recorded with its error message and the run goes on (:class:`TrackingReport`).
+
+**Parallelism.** ``workers > 1`` uses a process pool ("spawn" start method, so no state leaks from the parent);
+each worker builds its tracker once. Results do not depend on the number of workers or the order: the random
+subset of each video comes from ``(seed, video id)`` only (:func:`fsar.tracking.filtering.video_rng`).
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fsar.errors import TrackFileError
+from fsar.tracking.filtering import filter_redundant, mask_before_query, sample_subset, video_rng
+from fsar.tracking.queries import build_queries
+from fsar.tracking.registry import TRACKERS, PointTracker
+from fsar.tracking.trackfile import TrackFile, canonical_json
+
+# What fsar.data.video reads (kept here as literals so that importing the runner stays light).
+VIDEO_SUFFIXES = frozenset({".mp4", ".webm", ".mkv", ".avi", ".mov"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+ALL_FRAMES_SUFFIXES = frozenset({".webm"})  # tracked at native frame rate, as TATs does for SSv2
+ERRORS_FILE = "errors.txt"
+
+VideoOpener = Callable[[Path], Any]
+
+
+def open_video_with_fsar_data(path: Path) -> Any:
+    """The default video reader: :func:`fsar.data.video.open_video`."""
+    from fsar.data.video import open_video
+
+    return open_video(path)
+
+
+# ---------------------------------------------------------------------------------------------- settings
+@dataclass
+class TrackingSettings:
+    """Everything that determines a track file besides the video (all of it is stored in ``params``)."""
+
+    tracker: str = "lk"
+    tracker_options: dict[str, Any] = field(default_factory=dict)
+    grid_size: int = 16
+    grid: str = "cotracker"
+    query: str = "uniform_8"
+    points: int = 256
+    seed: int = 0
+    max_dist: float = 16.0
+    max_fps: float = 10.0
+
+    def create_tracker(self) -> PointTracker:
+        return TRACKERS.create(self.tracker, **self.tracker_options)
+
+    def file_params(self, tracker_params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "tracker": tracker_params,
+            "grid_size": int(self.grid_size),
+            "grid": self.grid,
+            "query": self.query,
+            "points": int(self.points),
+            "seed": int(self.seed),
+            "filter": "corrected",
+            "max_dist": float(self.max_dist),
+            "max_fps": float(self.max_fps),
+        }
+
+
+@dataclass(frozen=True)
+class TrackJob:
+    """One video to track: ``source`` (file or frame folder), ``output`` (.npz) and the ``video_id`` (seed)."""
+
+    source: Path
+    output: Path
+    video_id: str
+
+
+@dataclass
+class TrackingReport:
+    done: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.done)} tracked, {len(self.skipped)} already complete, {len(self.failed)} failed "
+            f"in {self.seconds:.1f} s"
+        )
+
+
+# ---------------------------------------------------------------------------------------------- discovery
+def _is_frame_folder(path: Path) -> bool:
+    return path.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() for p in path.iterdir())
+
+
+def find_videos(root: str | os.PathLike[str]) -> list[Path]:
+    """Every video file and frame folder (a folder with image files) below ``root``, sorted.
+
+    A frame folder is not searched further. Hidden files and folders (starting with '.') are ignored.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"video folder {root} does not exist or is not a folder")
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        keep_dirs = []
+        for d in dirnames:
+            if _is_frame_folder(here / d):
+                found.append(here / d)
+            else:
+                keep_dirs.append(d)
+        dirnames[:] = keep_dirs
+        found.extend(
+            here / f for f in filenames if not f.startswith(".") and Path(f).suffix.lower() in VIDEO_SUFFIXES
+        )
+    return sorted(found)
+
+
+def _output_for(relative: Path, out_dir: Path, is_dir: bool) -> Path:
+    name = relative.name + ".npz" if is_dir else relative.with_suffix(".npz").name
+    return out_dir / relative.parent / name
+
+
+def _check_unique_outputs(jobs: Sequence[TrackJob]) -> None:
+    seen: dict[Path, Path] = {}
+    for job in jobs:
+        if job.output in seen:
+            raise ValueError(
+                f"{seen[job.output]} and {job.source} would both be tracked into {job.output}; "
+                "rename one of them or track them into different --out folders"
+            )
+        seen[job.output] = job.source
+
+
+def folder_jobs(videos_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> list[TrackJob]:
+    """Jobs for every video below ``videos_dir``: outputs mirror the relative paths (``a/b.mp4 -> a/b.npz``,
+    frame folder ``a/c -> a/c.npz``); the video id is the relative path without suffix (``a/b``)."""
+    videos_dir, out_dir = Path(videos_dir), Path(out_dir)
+    jobs = []
+    for source in find_videos(videos_dir):
+        relative = source.relative_to(videos_dir)
+        is_dir = source.is_dir()
+        video_id = relative.as_posix() if is_dir else relative.with_suffix("").as_posix()
+        jobs.append(TrackJob(source, _output_for(relative, out_dir, is_dir), video_id))
+    _check_unique_outputs(jobs)
+    return jobs
+
+
+def record_jobs(
+    records: Iterable[Any], root: str | os.PathLike[str], out_dir: str | os.PathLike[str]
+) -> list[TrackJob]:
+    """Jobs for benchmark records (``record.path``, ``record.video_id``), each video once.
+
+    Outputs mirror ``record.path`` relative to ``root`` like folder mode (so a video has the same output path in
+    both modes); a record outside ``root`` goes to ``<out>/<video_id>.npz``. The video id is ``record.video_id``.
+    """
+    root, out_dir = Path(root).resolve(), Path(out_dir)
+    jobs: list[TrackJob] = []
+    seen: set[Path] = set()
+    for record in records:
+        source = Path(record.path)
+        key = source.resolve()
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            relative = key.relative_to(root)
+        except ValueError:
+            relative = Path(str(record.video_id) + (source.suffix if not source.is_dir() else ""))
+        jobs.append(TrackJob(source, _output_for(relative, out_dir, source.is_dir()), str(record.video_id)))
+    _check_unique_outputs(jobs)
+    return jobs
+
+
+# ---------------------------------------------------------------------------------------------- one video
+def tracker_timeline(num_frames: int, fps: float | None, max_fps: float, suffix: str = "") -> np.ndarray:
+    """Frame numbers (int64) to track; see the module docstring."""
+    if num_frames < 1:
+        raise ValueError(f"the video has {num_frames} frames")
+    every = np.arange(num_frames, dtype=np.int64)
+    if max_fps <= 0 or suffix.lower() in ALL_FRAMES_SUFFIXES or fps is None:
+        return every
+    fps = float(fps)
+    if not math.isfinite(fps) or fps <= 0 or fps <= max_fps:
+        return every
+    count = max(1, int(num_frames / fps * max_fps))
+    return np.unique(np.linspace(0, num_frames - 1, count).astype(np.int64))
+
+
+def track_frames(
+    frames: np.ndarray,
+    tracker: PointTracker,
+    settings: TrackingSettings,
+    *,
+    video_id: str,
+    timeline: np.ndarray | None = None,
+    fps: float | None = None,
+) -> TrackFile:
+    """Track decoded frames (uint8 [T, H, W, 3]) with the full recipe and return the track file."""
+    T, H, W = frames.shape[:3]
+    timeline = np.arange(T, dtype=np.int64) if timeline is None else np.asarray(timeline, dtype=np.int64)
+    queries = build_queries(T, (H, W), settings.grid_size, settings.query, settings.grid)
+    tracks, visibility = tracker.track(frames, queries)
+    visibility = mask_before_query(visibility, queries.query_frame)
+    keep = filter_redundant(tracks, visibility, queries.query_frame, settings.max_dist)
+    sampled = sample_subset(keep.size, settings.points, video_rng(settings.seed, video_id))
+    return TrackFile(
+        tracks=np.ascontiguousarray(tracks[:, keep], dtype=np.float32),
+        visibility=np.ascontiguousarray(visibility[:, keep]),
+        query_frame=queries.query_frame[keep].astype(np.int32),
+        frame_size=(H, W),
+        timeline=timeline,
+        fps=math.nan if fps is None or not math.isfinite(float(fps)) or fps <= 0 else float(fps),
+        tracker=tracker.name,
+        params=settings.file_params(tracker.params()),
+        sampled_indices=sampled,
+        num_points_total=len(queries),
+        video_id=video_id,
+    )
+
+
+def track_video(
+    source: str | os.PathLike[str],
+    tracker: PointTracker,
+    settings: TrackingSettings,
+    *,
+    video_id: str,
+    video_opener: VideoOpener | None = None,
+) -> TrackFile:
+    """Decode ``source`` on its tracker timeline and track it."""
+    source = Path(source)
+    video = (video_opener or open_video_with_fsar_data)(source)
+    suffix = "" if source.is_dir() else source.suffix
+    timeline = tracker_timeline(int(video.num_frames), video.fps, settings.max_fps, suffix)
+    frames = np.asarray(video.frames(timeline))
+    if (
+        frames.dtype != np.uint8
+        or frames.ndim != 4
+        or frames.shape[0] != timeline.size
+        or frames.shape[3] != 3
+    ):
+        raise ValueError(
+            f"{source}: the reader returned frames {frames.dtype} {frames.shape}, "
+            f"expected uint8 [{timeline.size}, H, W, 3]"
+        )
+    return track_frames(frames, tracker, settings, video_id=video_id, timeline=timeline, fps=video.fps)
+
+
+def is_complete(output: Path, tracker_name: str, params: dict[str, Any]) -> bool:
+    """True if ``output`` is a valid track file made by ``tracker_name`` with exactly ``params``."""
+    if not output.is_file():
+        return False
+    try:
+        existing = TrackFile.load(output)
+    except TrackFileError:
+        return False
+    return existing.tracker == tracker_name and existing.params_json == canonical_json(params)
+
+
+# ---------------------------------------------------------------------------------------------- many videos
+_WORKER_STATE: dict[str, Any] = {}
+
+
+def _init_worker(settings: TrackingSettings, video_opener: VideoOpener | None) -> None:
+    _WORKER_STATE["tracker"] = settings.create_tracker()
+    _WORKER_STATE["settings"] = settings
+    _WORKER_STATE["opener"] = video_opener
+
+
+def _one_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
+
+
+def _run_job(job: TrackJob) -> tuple[TrackJob, str | None]:
+    """Track one job in a worker; returns (job, error message or None)."""
+    try:
+        track_file = track_video(
+            job.source,
+            _WORKER_STATE["tracker"],
+            _WORKER_STATE["settings"],
+            video_id=job.video_id,
+            video_opener=_WORKER_STATE["opener"],
+        )
+        track_file.save(job.output)
+    except Exception as exc:  # one bad video must not stop the others; the message is reported
+        return job, _one_line(exc)
+    return job, None
+
+
+def run_tracking(
+    jobs: Sequence[TrackJob],
+    settings: TrackingSettings,
+    *,
+    workers: int = 1,
+    progress: bool = True,
+    overwrite: bool = False,
+    video_opener: VideoOpener | None = None,
+) -> TrackingReport:
+    """Track every job (skipping complete outputs unless ``overwrite``) and report what happened.
+
+    ``video_opener`` (path -> object with ``num_frames``, ``fps``, ``frames(indices)``) defaults to
+    :func:`fsar.data.video.open_video`; with ``workers > 1`` it must be picklable (a module-level function).
+    """
+    from tqdm import tqdm
+
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    start = time.perf_counter()
+    tracker = settings.create_tracker()  # fails early on bad options, and gives the params to compare
+    params = settings.file_params(tracker.params())
+    report = TrackingReport()
+    todo = []
+    for job in jobs:
+        if not overwrite and is_complete(job.output, tracker.name, params):
+            report.skipped.append(job.output)
+        else:
+            todo.append(job)
+    with tqdm(
+        total=len(jobs),
+        initial=len(report.skipped),
+        desc="track",
+        unit="video",
+        disable=not progress,
+        file=sys.stderr,
+    ) as bar:
+
+        def record(job: TrackJob, error: str | None) -> None:
+            if error is None:
+                report.done.append(job.output)
+            else:
+                report.failed.append((job.source, error))
+            bar.update(1)
+
+        if workers == 1 or len(todo) <= 1:
+            _WORKER_STATE.update(tracker=tracker, settings=settings, opener=video_opener)
+            try:
+                for job in todo:
+                    record(*_run_job(job))
+            finally:
+                _WORKER_STATE.clear()
+        else:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(
+                max_workers=min(workers, len(todo)),
+                mp_context=context,
+                initializer=_init_worker,
+                initargs=(settings, video_opener),
+            ) as pool:
+                futures = {pool.submit(_run_job, job): job for job in todo}
+                for future in as_completed(futures):
+                    try:
+                        record(*future.result())
+                    except Exception as exc:  # the worker process itself died
+                        record(futures[future], f"worker failed: {_one_line(exc)}")
+    report.seconds = time.perf_counter() - start
+    report.failed.sort(key=lambda item: str(item[0]))
+    return report
+
+
+def write_error_report(report: TrackingReport, out_dir: str | os.PathLike[str]) -> Path | None:
+    """Write ``<out>/errors.txt`` (one ``<video>: <error>`` line each) if anything failed; otherwise remove a
+    stale one from an earlier run. Returns the path written, or None."""
+    path = Path(out_dir) / ERRORS_FILE
+    if not report.failed:
+        path.unlink(missing_ok=True)
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(f"{source}: {message}\n" for source, message in report.failed), encoding="utf-8")
+    os.replace(tmp, path)
+    return path

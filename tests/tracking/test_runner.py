@@ -1,0 +1,151 @@
+import numpy as np
+import pytest
+
+from fsar.tracking.runner import (
+    ERRORS_FILE,
+    IMAGE_SUFFIXES,
+    VIDEO_SUFFIXES,
+    TrackingSettings,
+    find_videos,
+    folder_jobs,
+    is_complete,
+    record_jobs,
+    run_tracking,
+    track_frames,
+    tracker_timeline,
+    write_error_report,
+)
+from fsar.tracking.trackfile import TrackFile
+
+from .video_fixtures import translating_texture, write_video
+
+SETTINGS = TrackingSettings(grid_size=4, points=8, max_fps=10)
+
+
+@pytest.fixture
+def video_tree(tmp_path):
+    root = tmp_path / "videos"
+    write_video(root / "walk" / "a.mp4", translating_texture(10, 48, 64, (1.0, 0.5), seed=1), fps=10)
+    write_video(root / "walk" / "b.mp4", translating_texture(12, 48, 64, (-1.0, 0.0), seed=2), fps=20)
+    frames_dir = root / "run" / "c"
+    frames_dir.mkdir(parents=True)
+    import cv2
+
+    for i, frame in enumerate(translating_texture(6, 48, 64, (0.5, 0.5), seed=3)):
+        cv2.imwrite(str(frames_dir / f"{i:05d}.png"), frame[..., ::-1])
+    (root / "run" / "broken.mp4").write_bytes(b"this is not a video")
+    (root / "notes.txt").write_text("ignored")
+    return root
+
+
+def test_find_videos_and_mirrored_outputs(video_tree, tmp_path):
+    found = [p.relative_to(video_tree).as_posix() for p in find_videos(video_tree)]
+    assert found == ["run/broken.mp4", "run/c", "walk/a.mp4", "walk/b.mp4"]
+    jobs = folder_jobs(video_tree, tmp_path / "out")
+    assert [(j.output.relative_to(tmp_path / "out").as_posix(), j.video_id) for j in jobs] == [
+        ("run/broken.npz", "run/broken"),
+        ("run/c.npz", "run/c"),
+        ("walk/a.npz", "walk/a"),
+        ("walk/b.npz", "walk/b"),
+    ]
+    (video_tree / "walk" / "a.webm").write_bytes(b"x")
+    with pytest.raises(ValueError, match="would both be tracked into"):
+        folder_jobs(video_tree, tmp_path / "out")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        find_videos(tmp_path / "nope")
+
+
+def test_discovery_suffixes_match_the_video_reader():
+    from fsar.data.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+
+    assert set(VIDEO_EXTENSIONS) == VIDEO_SUFFIXES and set(IMAGE_EXTENSIONS) == IMAGE_SUFFIXES
+
+
+def test_record_jobs_deduplicate_and_mirror_the_root(video_tree, tmp_path):
+    class Record:
+        def __init__(self, path, video_id):
+            self.path, self.video_id, self.class_name = path, video_id, "walk"
+
+    records = [Record(video_tree / "walk" / "a.mp4", "a"), Record(video_tree / "walk" / "a.mp4", "a")]
+    records.append(Record(tmp_path / "elsewhere" / "z.mp4", "z"))
+    jobs = record_jobs(records, video_tree, tmp_path / "out")
+    assert [j.output.relative_to(tmp_path / "out").as_posix() for j in jobs] == ["walk/a.npz", "z.npz"]
+    assert [j.video_id for j in jobs] == ["a", "z"]
+
+
+def test_timeline_resamples_like_tats():
+    np.testing.assert_array_equal(tracker_timeline(90, 30.0, 10, ".mp4"), np.linspace(0, 89, 30).astype(int))
+    np.testing.assert_array_equal(tracker_timeline(90, 30.0, 10, ".webm"), np.arange(90))  # SSv2: every frame
+    np.testing.assert_array_equal(tracker_timeline(20, 8.0, 10, ".mp4"), np.arange(20))  # already slow
+    np.testing.assert_array_equal(tracker_timeline(20, None, 10, ""), np.arange(20))  # unknown fps
+    np.testing.assert_array_equal(tracker_timeline(90, 30.0, 0, ".mp4"), np.arange(90))  # disabled
+    assert len(tracker_timeline(12, 20.0, 10, ".mp4")) == 6
+
+
+def test_track_frames_applies_the_whole_recipe():
+    frames = translating_texture(9, 48, 64, (1.0, 0.0), seed=4)
+    settings = TrackingSettings(grid_size=4, points=10, seed=3)
+    track_file = track_frames(frames, settings.create_tracker(), settings, video_id="x", fps=25.0)
+    assert track_file.num_points_total == 7 * 16
+    assert 16 <= track_file.num_points <= 7 * 16
+    np.testing.assert_array_equal(track_file.query_frame[:16], 0)  # every frame-0 point is kept, first
+    assert np.all(np.diff(track_file.query_frame) >= 0)
+    assert track_file.sampled_indices.shape == (10,)
+    rows = np.arange(9)[:, None]
+    assert not (track_file.visibility & (rows < track_file.query_frame[None])).any()
+    assert track_file.params["grid_size"] == 4 and track_file.params["tracker"]["win_size"] == 15
+    again = track_frames(frames, settings.create_tracker(), settings, video_id="x", fps=25.0)
+    np.testing.assert_array_equal(again.sampled_indices, track_file.sampled_indices)
+
+
+def test_run_tracks_skips_complete_and_reports_failures(video_tree, tmp_path):
+    out = tmp_path / "out"
+    jobs = folder_jobs(video_tree, out)
+    report = run_tracking(jobs, SETTINGS, progress=False)
+    assert len(report.done) == 3 and not report.skipped
+    assert [source.name for source, _ in report.failed] == ["broken.mp4"]
+    assert "broken.mp4" in report.failed[0][0].as_posix()
+    errors = write_error_report(report, out)
+    assert errors == out / ERRORS_FILE and "broken.mp4: " in errors.read_text()
+
+    b = TrackFile.load(out / "walk" / "b.npz")  # 12 frames at 20 fps -> 6 frames at <= 10 fps
+    np.testing.assert_array_equal(b.timeline, np.linspace(0, 11, 6).astype(int))
+    assert b.fps == 20.0 and b.frame_size == (48, 64) and b.video_id == "walk/b"
+    c = TrackFile.load(out / "run" / "c.npz")  # frame folder, fps unknown: every frame
+    np.testing.assert_array_equal(c.timeline, np.arange(6))
+    assert np.isnan(c.fps)
+
+    again = run_tracking(jobs, SETTINGS, progress=False)
+    assert len(again.skipped) == 3 and not again.done and len(again.failed) == 1
+    changed = TrackingSettings(grid_size=4, points=8, max_fps=10, seed=1)
+    assert not is_complete(
+        out / "walk" / "a.npz", "lk", changed.file_params(changed.create_tracker().params())
+    )
+    redone = run_tracking(jobs[2:3], changed, progress=False)
+    assert len(redone.done) == 1
+
+    (video_tree / "run" / "broken.mp4").unlink()
+    clean = run_tracking(folder_jobs(video_tree, out), SETTINGS, progress=False)
+    assert clean.ok and write_error_report(clean, out) is None and not (out / ERRORS_FILE).exists()
+
+
+def test_a_corrupt_output_is_redone(video_tree, tmp_path):
+    out = tmp_path / "out"
+    jobs = [j for j in folder_jobs(video_tree, out) if j.video_id == "walk/a"]
+    jobs[0].output.parent.mkdir(parents=True)
+    jobs[0].output.write_bytes(b"partial")
+    report = run_tracking(jobs, SETTINGS, progress=False)
+    assert len(report.done) == 1
+    TrackFile.load(jobs[0].output)
+
+
+def test_parallel_workers_give_identical_files(video_tree, tmp_path):
+    jobs_1 = [j for j in folder_jobs(video_tree, tmp_path / "one") if "broken" not in j.video_id]
+    jobs_2 = [j for j in folder_jobs(video_tree, tmp_path / "two") if "broken" not in j.video_id]
+    run_tracking(jobs_1, SETTINGS, progress=False)
+    report = run_tracking(jobs_2, SETTINGS, workers=2, progress=False)
+    assert len(report.done) == 3 and report.ok
+    for a, b in zip(jobs_1, jobs_2):
+        first, second = TrackFile.load(a.output), TrackFile.load(b.output)
+        np.testing.assert_array_equal(first.tracks, second.tracks)
+        np.testing.assert_array_equal(first.sampled_indices, second.sampled_indices)

@@ -1,0 +1,166 @@
+"""Time one TATs forward and forward+backward (Kumar et al., ECCV 2024) at the size of a training episode.
+
+Default size = a 5-way 1-shot training episode of the reference recipe: B=35 videos, T=8 frames, N=256 points,
+D=768 (DINOv2 ViT-B/14), 16x16 patch grid, 8 heads, depth 1, 64 classes. The backbone is not included: the
+input is a random patch grid. Example:
+
+    python benchmarks/bench_tats_block.py --device cuda --dtype bfloat16 --out tats_block.json
+    python benchmarks/bench_tats_block.py --device cpu --batch 2 --points 64 --dim 128   # quick check
+
+Prints a markdown table and writes the numbers as JSON to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from fsar.models.tats import TATs
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
+    p.add_argument("--batch", type=int, default=35, help="videos per episode (B)")
+    p.add_argument("--frames", type=int, default=8, help="frames per video (T)")
+    p.add_argument("--points", type=int, default=256, help="points per video (N)")
+    p.add_argument("--dim", type=int, default=768, help="feature width (D)")
+    p.add_argument("--grid", type=int, default=16, help="patch grid side (G)")
+    p.add_argument("--heads", type=int, default=8)
+    p.add_argument("--depth", type=int, default=1)
+    p.add_argument("--classes", type=int, default=64)
+    p.add_argument(
+        "--dtype", choices=sorted(DTYPES), default="float32", help="autocast dtype (float32 = none)"
+    )
+    p.add_argument("--sampling", choices=["nearest_reference", "bilinear"], default="nearest_reference")
+    p.add_argument("--warmup", type=int, default=2, help="untimed iterations")
+    p.add_argument("--repeats", type=int, default=5, help="timed iterations")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None, help="JSON file for the results")
+    return p.parse_args(argv)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type != "cpu":
+        getattr(torch, device.type).synchronize(device)
+
+
+def make_inputs(args: argparse.Namespace, device: torch.device):
+    gen = torch.Generator().manual_seed(args.seed)
+    b, t, n, g, d = args.batch, args.frames, args.points, args.grid, args.dim
+    features = torch.randn(b, t, g, g, d, generator=gen)
+    tracks = torch.rand(b, t, n, 2, generator=gen) * 2.2 - 1.1
+    query_frame = torch.randint(0, max(t - 1, 1), (b, n), generator=gen)
+    query_mask = torch.arange(t).view(1, t, 1) >= query_frame.view(b, 1, n)
+    return features.to(device), tracks.to(device), query_mask.to(device)
+
+
+def time_it(fn, device: torch.device, warmup: int, repeats: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def run(args: argparse.Namespace) -> dict:
+    device = torch.device(args.device)
+    dtype = DTYPES[args.dtype]
+    model = TATs(
+        feat_dim=args.dim,
+        num_frames=args.frames,
+        num_points=args.points,
+        num_classes=args.classes,
+        depth=args.depth,
+        num_heads=args.heads,
+        grid_size=args.grid,
+        sampling=args.sampling,
+        init_seed=args.seed,
+        device=device,
+    )
+    features, tracks, query_mask = make_inputs(args, device)
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+    def forward() -> None:
+        model.eval()
+        with torch.no_grad(), autocast:
+            model(features, tracks, query_mask)
+
+    def train_step() -> None:
+        model.train()
+        model.zero_grad(set_to_none=True)
+        with autocast:
+            out = model(features, tracks, query_mask)
+            loss = out.cls_logits.float().logsumexp(-1).mean() + out.tokens.float().relu().mean()
+        loss.backward()
+
+    results = {}
+    for name, fn in (("forward", forward), ("forward+backward", train_step)):
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        times = time_it(fn, device, args.warmup, args.repeats)
+        entry = {
+            "median_ms": 1000 * statistics.median(times),
+            "min_ms": 1000 * min(times),
+            "max_ms": 1000 * max(times),
+            "repeats": len(times),
+        }
+        if device.type == "cuda":
+            entry["peak_memory_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+        results[name] = entry
+    device_name = (
+        torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    )
+    return {
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "device": device_name,
+        "torch": torch.__version__,
+        "cpu_threads": torch.get_num_threads(),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "tokens_per_video": args.frames * args.points + 1,
+        "results": results,
+    }
+
+
+def markdown(report: dict) -> str:
+    c = report["config"]
+    lines = [
+        f"TATs block, B={c['batch']} T={c['frames']} N={c['points']} D={c['dim']} G={c['grid']} "
+        f"heads={c['heads']} depth={c['depth']} dtype={c['dtype']} on {report['device']} (torch {report['torch']})",
+        "",
+        "| pass | median ms | min ms | max ms | peak MiB |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, r in report["results"].items():
+        peak = f"{r['peak_memory_mib']:.0f}" if "peak_memory_mib" in r else "-"
+        lines.append(f"| {name} | {r['median_ms']:.1f} | {r['min_ms']:.1f} | {r['max_ms']:.1f} | {peak} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    report = run(args)
+    print(markdown(report))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

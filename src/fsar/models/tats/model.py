@@ -56,7 +56,9 @@ class TATs(nn.Module):
         num_classes: base classes of the CLS head (64).
         depth, num_heads, mlp_ratio: transformer shape (1, 8, 4.0 in the original).
         grid_size: G, the side of the patch grid (16 for 224 px and patch 14).
-        sampling: ``"nearest_reference"`` (original) or ``"bilinear"`` (pixel-centre aligned).
+        sampling: ``"nearest_reference"`` (original): cell ``(rint((v+1)/2*(G-1)), rint((u+1)/2*(G-1)))``,
+            round half to even, zero vector outside the grid; or ``"bilinear"``: bilinear between patch
+            centres ``u = 2*(j+0.5)/G - 1``, clamped to the border patch inside the image, zero outside it.
         mask_occluded: also mask occluded (visibility False) key positions.
         init_seed: seed of the random initialisation (a private ``torch.Generator``; global RNG untouched).
         device: where to create the parameters; ``"meta"`` builds shapes only (no initialisation).

@@ -12,6 +12,7 @@ A tracker has a ``name``, ``params() -> dict`` (JSON-serialisable settings, stor
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -68,15 +69,34 @@ def check_track_inputs(
     return frames, queries
 
 
+def check_options(tracker: str, options: dict[str, Any], allowed: Iterable[str]) -> None:
+    """Reject unknown tracker options with a message listing the valid ones."""
+    allowed = sorted(allowed)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"{tracker}: unknown option(s) {', '.join(unknown)}; valid options: {', '.join(allowed)}"
+        )
+
+
 @TRACKERS.register("lk")
 def _create_lk(**options: Any) -> PointTracker:
+    from dataclasses import fields
+
     from fsar.tracking.lk import LKTracker
 
+    check_options("lk", options, (f.name for f in fields(LKTracker)))
     return LKTracker(**options)
 
 
 @TRACKERS.register("cotracker")
 def _create_cotracker(**options: Any) -> PointTracker:
+    import inspect
+
     from fsar.tracking.cotracker import CoTrackerTracker
 
+    allowed = [
+        n for n in inspect.signature(CoTrackerTracker.__init__).parameters if n not in ("self", "predictor")
+    ]
+    check_options("cotracker", options, allowed)
     return CoTrackerTracker(**options)

@@ -1,0 +1,180 @@
+"""``fsar track``: offline point tracking of videos into ``.npz`` track files (TATs' recipe, tats.md §1).
+
+Folder mode tracks every video file and frame folder below ``--videos``; benchmark mode tracks every video of a
+named benchmark's splits. Outputs mirror the videos' paths relative to ``--videos`` / ``--root`` with a ``.npz``
+suffix (``walk/a.mp4 -> OUT/walk/a.npz``, frame folder ``walk/b -> OUT/walk/b.npz``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _tracker_option(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value  # a plain string (e.g. a path)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "track",
+        help="track a grid of points through videos into .npz track files (for TATs)",
+        description="Track a 16x16 grid queried on 7 frames (uniform_8), drop redundant re-queried points "
+        "(max distance 16 px), keep a fixed seeded subset of 256 points, and write one .npz per video. "
+        "Outputs that are complete (same tracker and parameters) are skipped; failures are listed in "
+        "OUT/errors.txt and make the exit code 1.",
+    )
+    source = p.add_argument_group("videos (one of)")
+    source.add_argument(
+        "--videos", metavar="DIR", help="folder mode: every video file / frame folder below DIR"
+    )
+    source.add_argument(
+        "--benchmark", metavar="NAME", help="benchmark mode: a named benchmark (see `fsar data`)"
+    )
+    p.add_argument("--root", metavar="DIR", help="benchmark mode: the videos root")
+    p.add_argument(
+        "--splits",
+        metavar="DIR",
+        help="benchmark mode: the split files' folder (synthetic: default ROOT/splits with videos in ROOT/videos)",
+    )
+    p.add_argument(
+        "--split-id", default=None, help="benchmark mode: which split variant (default: the benchmark's)"
+    )
+    p.add_argument(
+        "--split-names",
+        default="train,val,test",
+        help="benchmark mode: comma-separated splits to track (default: train,val,test)",
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder for the .npz files")
+    p.add_argument("--tracker", default="lk", help="tracker name: lk (default, OpenCV) or cotracker")
+    p.add_argument(
+        "--tracker-option",
+        action="append",
+        default=[],
+        type=_tracker_option,
+        metavar="KEY=VALUE",
+        help="tracker option (repeatable; VALUE is JSON if it parses, else a string), e.g. fb_threshold=2.0",
+    )
+    p.add_argument(
+        "--checkpoint", default=None, help="cotracker: local checkpoint path (nothing is downloaded)"
+    )
+    p.add_argument("--grid", type=int, default=16, help="grid side: grid x grid points per query frame (16)")
+    p.add_argument(
+        "--grid-style",
+        choices=("cotracker", "pixel"),
+        default="cotracker",
+        help="cotracker: CoTracker's 384x512 grid with 8 px margin, rescaled (TATs); pixel: cell centres",
+    )
+    p.add_argument(
+        "--query", default="uniform_8", help="query frames: uniform_K (default uniform_8), beginning, middle"
+    )
+    p.add_argument("--points", type=int, default=256, help="size of the fixed seeded subset per video (256)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="global seed; each video's subset uses (seed, crc32(id))"
+    )
+    p.add_argument("--max-dist", type=float, default=16.0, help="redundancy filter distance in pixels (16)")
+    p.add_argument(
+        "--max-fps",
+        type=float,
+        default=10.0,
+        help="resample non-webm videos to at most this frame rate, like TATs (10); 0 tracks every frame",
+    )
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes (1)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="re-track videos whose output is already complete"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _benchmark_jobs(args: argparse.Namespace, out_dir):
+    from pathlib import Path
+
+    from fsar.data.benchmarks import load_benchmark
+    from fsar.tracking.runner import record_jobs
+
+    if not args.root:
+        raise _UsageError("--benchmark needs --root DIR (the videos root)")
+    root = Path(args.root)
+    splits = Path(args.splits) if args.splits else None
+    if splits is None:
+        if args.benchmark != "synthetic":
+            raise _UsageError("--benchmark needs --splits DIR (the split files' folder)")
+        splits, root = root / "splits", root / "videos"
+    bench = load_benchmark(args.benchmark, root=root, splits_dir=splits, split_id=args.split_id)
+    records, missing = [], []
+    for name in [s.strip() for s in args.split_names.split(",") if s.strip()]:
+        for record in bench.split(name).records:
+            (missing if record.path is None else records).append(record)
+    return record_jobs(records, root, out_dir), missing
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+    from pathlib import Path
+
+    from fsar.tracking.runner import TrackingSettings, folder_jobs, run_tracking, write_error_report
+
+    if bool(args.videos) == bool(args.benchmark):
+        print("fsar track: error: give exactly one of --videos DIR or --benchmark NAME", file=sys.stderr)
+        return 2
+    out_dir = Path(args.out)
+    options = dict(args.tracker_option)
+    if args.checkpoint:
+        options["checkpoint"] = args.checkpoint
+    settings = TrackingSettings(
+        tracker=args.tracker,
+        tracker_options=options,
+        grid_size=args.grid,
+        grid=args.grid_style,
+        query=args.query,
+        points=args.points,
+        seed=args.seed,
+        max_dist=args.max_dist,
+        max_fps=args.max_fps,
+    )
+    try:
+        settings.create_tracker()  # bad tracker name / options / missing package: fail before any work
+    except (KeyError, TypeError, ValueError, ImportError, FileNotFoundError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"fsar track: error: {message}", file=sys.stderr)
+        return 2
+
+    missing = []
+    try:
+        if args.videos:
+            jobs = folder_jobs(args.videos, out_dir)
+        else:
+            jobs, missing = _benchmark_jobs(args, out_dir)
+    except (_UsageError, FileNotFoundError, ValueError) as exc:
+        print(f"fsar track: error: {exc}", file=sys.stderr)
+        return 2
+    if not jobs and not missing:
+        print(f"fsar track: error: no videos found (searched {args.videos or args.root})", file=sys.stderr)
+        return 1
+
+    report = run_tracking(
+        jobs, settings, workers=args.workers, progress=not args.no_progress, overwrite=args.overwrite
+    )
+    for record in missing:
+        report.failed.append((Path(str(record.video_id)), "video missing under the benchmark root"))
+    error_file = write_error_report(report, out_dir)
+    print(f"fsar track: {report.summary()}; outputs in {out_dir}")
+    if report.failed:
+        for source, message in report.failed[:20]:
+            print(f"  FAILED {source}: {message}", file=sys.stderr)
+        if len(report.failed) > 20:
+            print(f"  ... and {len(report.failed) - 20} more", file=sys.stderr)
+        print(f"fsar track: the list of failures is in {error_file}", file=sys.stderr)
+        return 1
+    return 0

@@ -39,3 +39,7 @@ class TrackFileError(FsarError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class DataLayoutError(FsarError):
+    """A dataset folder (videos root, split-files folder) is missing or does not hold the expected files."""

@@ -121,6 +121,10 @@ def test_run_tracks_skips_complete_and_reports_failures(video_tree, tmp_path):
     assert not is_complete(
         out / "walk" / "a.npz", "lk", changed.file_params(changed.create_tracker().params())
     )
+    assert is_complete(out / "walk" / "a.npz", "lk", SETTINGS.file_params(SETTINGS.create_tracker().params()))
+    assert not is_complete(
+        out / "walk" / "a.npz", "lk", SETTINGS.file_params(SETTINGS.create_tracker().params()), "other id"
+    )
     redone = run_tracking(jobs[2:3], changed, progress=False)
     assert len(redone.done) == 1
 
@@ -149,3 +153,14 @@ def test_parallel_workers_give_identical_files(video_tree, tmp_path):
         first, second = TrackFile.load(a.output), TrackFile.load(b.output)
         np.testing.assert_array_equal(first.tracks, second.tracks)
         np.testing.assert_array_equal(first.sampled_indices, second.sampled_indices)
+
+
+def test_single_frame_video_and_too_small_grid():
+    frames = translating_texture(1, 32, 32, (0.0, 0.0), seed=5)
+    settings = TrackingSettings(grid_size=4, points=16)
+    track_file = track_frames(frames, settings.create_tracker(), settings, video_id="one")
+    assert track_file.tracks.shape == (1, 16, 2) and track_file.visibility.all()
+    np.testing.assert_array_equal(track_file.sampled_indices, np.arange(16))
+    small = TrackingSettings(grid_size=2, points=8)
+    with pytest.raises(ValueError, match="only 4 points remain after filtering but 8 were requested"):
+        track_frames(frames, small.create_tracker(), small, video_id="one")

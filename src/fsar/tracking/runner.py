@@ -273,13 +273,16 @@ def track_video(
     return track_frames(frames, tracker, settings, video_id=video_id, timeline=timeline, fps=video.fps)
 
 
-def is_complete(output: Path, tracker_name: str, params: dict[str, Any]) -> bool:
-    """True if ``output`` is a valid track file made by ``tracker_name`` with exactly ``params``."""
+def is_complete(output: Path, tracker_name: str, params: dict[str, Any], video_id: str | None = None) -> bool:
+    """True if ``output`` is a valid track file made by ``tracker_name`` with exactly ``params`` (and, if given,
+    for ``video_id``, which seeds the subset)."""
     if not output.is_file():
         return False
     try:
         existing = TrackFile.load(output)
     except TrackFileError:
+        return False
+    if video_id is not None and existing.video_id != video_id:
         return False
     return existing.tracker == tracker_name and existing.params_json == canonical_json(params)
 
@@ -339,7 +342,7 @@ def run_tracking(
     report = TrackingReport()
     todo = []
     for job in jobs:
-        if not overwrite and is_complete(job.output, tracker.name, params):
+        if not overwrite and is_complete(job.output, tracker.name, params, job.video_id):
             report.skipped.append(job.output)
         else:
             todo.append(job)

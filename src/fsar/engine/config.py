@@ -88,6 +88,10 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 | fp16
     select_on: str = "val"  # val | test (test only to reproduce the originals' optimistic protocol)
     threads: int | None = None  # torch intra-op threads on CPU
+    checkpoint_every: int | None = None  # tasks between `last.pt` saves (default: val_every)
+    tensorboard: bool = True
+    wandb: bool = False  # needs the optional extra `fsar[wandb]`
+    find_unused_parameters: bool = False  # DDP: set for methods with parameters unused in some episodes
 
 
 @dataclass
@@ -96,7 +100,8 @@ class EvalConfig:
     episodes: int = 10_000
     episode_file: str | None = None  # fixed episodes (created on first use when it does not exist)
     seed: int = 1234
-    batch_videos: int = 64  # videos per batch for the per-video (cached) part
+    batch_videos: int = 32  # videos per batch for the per-video (cached) part
+    mode: str = "cached"  # cached: encode each video once | naive: re-encode every episode's videos
 
 
 @dataclass
@@ -265,6 +270,7 @@ def validate_config(cfg: Config, source: str) -> None:
         "train.precision": (cfg.train.precision, ("fp32", "bf16", "fp16")),
         "train.select_on": (cfg.train.select_on, ("val", "test")),
         "eval.split": (cfg.eval.split, ("train", "val", "test")),
+        "eval.mode": (cfg.eval.mode, ("cached", "naive")),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:

@@ -1,0 +1,61 @@
+"""``fsar train CONFIG [key=value ...]``: episodic training with validation-based model selection.
+
+Distributed: ``torchrun --nproc_per_node=N -m fsar train CONFIG ...`` or, equivalently, ``fsar train --nproc N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a few-shot method from a YAML config (or preset name)",
+        description="Train a method episodically. Overrides use dotted keys: train.tasks=2000 episodes.shot=5. "
+        "A run folder that holds last.pt is resumed exactly where it stopped (use --no-resume to refuse).",
+    )
+    p.add_argument("config", help="YAML config file or preset name (see configs/)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.tasks=100 data.root=DIR")
+    p.add_argument("--out", default=None, help="run folder (default runs/<config name>)")
+    p.add_argument("--nproc", type=int, default=1, help="processes (GPUs) on this machine; launches torchrun")
+    p.add_argument("--no-resume", action="store_true", help="fail instead of resuming when last.pt exists")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from fsar.engine.config import load_config
+    from fsar.engine.distributed import init_distributed, launched_by_torchrun, shutdown
+    from fsar.engine.trainer import Trainer
+    from fsar.errors import FsarError
+
+    cfg = load_config(args.config, args.overrides)
+    out = Path(args.out) if args.out else Path("runs") / cfg.name
+    if args.nproc > 1 and not launched_by_torchrun():
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={args.nproc}",
+        ]
+        cmd += ["-m", "fsar", "train", args.config, *args.overrides, "--out", str(out)]
+        if args.no_resume:
+            cmd.append("--no-resume")
+        return subprocess.call(cmd)
+    if args.no_resume and (out / "last.pt").exists():
+        raise FsarError(
+            f"{out}: holds last.pt from an earlier run; remove --no-resume to resume it or use --out"
+        )
+    ctx, device = init_distributed(cfg.train.device)
+    try:
+        Trainer(cfg, out, ctx=ctx, device=device, resume=not args.no_resume).fit()
+    finally:
+        shutdown(ctx)
+    if ctx.is_main:
+        print(f"run folder: {out}")
+    return 0

@@ -1,0 +1,76 @@
+"""Build the splits' clip sources from a ``DataConfig``: benchmark, frame sampler, transforms, point tracks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fsar.data.benchmarks import load_benchmark
+from fsar.data.check import require_complete
+from fsar.data.clips import ClipLoader
+from fsar.data.sampling import build_frame_sampler
+from fsar.data.transforms import ClipTransform
+from fsar.engine.config import DataConfig
+from fsar.engine.episode_data import LoadedVideo, SplitClips
+from fsar.errors import ConfigError
+
+
+def open_benchmark(data: DataConfig):
+    """The configured benchmark. For ``synthetic``, ``root`` is the ``fsar synth --out`` folder."""
+    if data.root is None:
+        raise ConfigError(
+            "data.root is not set: give the videos root (for `synthetic`, the `fsar synth --out` folder)"
+        )
+    root = Path(data.root)
+    splits = Path(data.splits) if data.splits else None
+    if data.benchmark == "synthetic" and splits is None:
+        splits, root = root / "splits", root / "videos"
+    if splits is None:
+        raise ConfigError(
+            f"data.splits is not set for benchmark {data.benchmark!r}: give the split files' folder"
+        )
+    return load_benchmark(data.benchmark, root=root, splits_dir=splits, split_id=data.split_id)
+
+
+def make_transforms(data: DataConfig, flip_allowed: bool) -> tuple[ClipTransform, ClipTransform]:
+    flip = flip_allowed if data.flip is None else data.flip
+    if flip and not flip_allowed:
+        raise ConfigError(
+            f"data.flip=true but benchmark {data.benchmark!r} has direction-sensitive labels; remove the override"
+        )
+    resize_to = tuple(data.resize_to) if data.resize_to else None
+    common = dict(
+        resize_short=data.resize_short, resize_to=resize_to, crop=data.crop, normalization=data.normalization
+    )
+    return ClipTransform(train=True, flip=flip, **common), ClipTransform(train=False, flip=False, **common)
+
+
+def build_split_clips(
+    data: DataConfig, splits: tuple[str, ...], run_dir: Path | None = None
+) -> dict[str, SplitClips]:
+    """One ``SplitClips`` per requested split. Missing videos fail unless ``data.allow_missing``; then the
+    left-out videos are written to ``run_dir/skipped_<split>.txt``."""
+    bench = open_benchmark(data)
+    train_tf, test_tf = make_transforms(data, bench.spec.flip_allowed)
+    loader = ClipLoader(data.num_frames, build_frame_sampler(data.frame_sampler), train_tf, test_tf)
+    tracks = None
+    if data.tracks is not None:
+        from fsar.engine.track_source import TrackSource
+
+        tracks = TrackSource(Path(data.tracks), num_frames=data.num_frames)
+
+    def load_video(record, train: bool, rng: np.random.Generator) -> LoadedVideo:
+        if tracks is not None:
+            return tracks.load(record, loader, train, rng)
+        clip = loader.load(record, train, rng)
+        return LoadedVideo(frames=clip.frames, short=clip.short)
+
+    out: dict[str, SplitClips] = {}
+    for name in splits:
+        split = bench.split(name)
+        report = run_dir / f"skipped_{name}.txt" if run_dir is not None else None
+        present = require_complete(split, allow_missing=data.allow_missing, report_path=report)
+        skipped = [r for r in split.records if r.path is None]
+        out[name] = SplitClips(name=name, records=present, load_video=load_video, skipped=skipped)
+    return out

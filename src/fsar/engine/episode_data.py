@@ -1,0 +1,134 @@
+"""Turning episodes into clip batches: the data side of training and evaluation.
+
+``SplitClips`` binds a split's video records to a clip loader (and optional point tracks). ``EpisodeDataset`` is a
+``torch.utils.data.Dataset`` whose item ``i`` is the support and query ``ClipBatch`` of an episode; the random
+choices made while loading a clip (frame jitter, crop, flip) come from a generator seeded with
+``(seed, episode index, position in the episode)``, so the same config and seed give the same tensors whatever the
+number of workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from fsar.data.batch import ClipBatch
+from fsar.data.episodes import Episode
+
+
+@dataclass
+class LoadedVideo:
+    """One clip and, when the method uses them, its point tracks."""
+
+    frames: torch.Tensor  # [T, 3, H, W]
+    tracks: torch.Tensor | None = None  # [T, N, 2] in [-1, 1]
+    query_mask: torch.Tensor | None = None  # [T, N]
+    visibility: torch.Tensor | None = None  # [T, N]
+    short: bool = False
+
+
+@dataclass
+class SplitClips:
+    """The videos of one split and how to load a clip from each.
+
+    ``load_video(record, train, rng) -> LoadedVideo`` does the work; ``records[i].label`` is the split class label.
+    """
+
+    name: str
+    records: Sequence  # fsar.data.benchmarks.VideoRecord
+    load_video: Callable[[object, bool, np.random.Generator], LoadedVideo]
+    skipped: list = field(default_factory=list)  # records left out because their video is missing
+
+    @property
+    def labels(self) -> list[int]:
+        return [int(r.label) for r in self.records]
+
+    @property
+    def num_classes(self) -> int:
+        return len({int(r.label) for r in self.records})
+
+    def batch(
+        self, indices: Sequence[int], labels: Sequence[int], train: bool, rngs: Sequence[np.random.Generator]
+    ) -> ClipBatch:
+        """Load the clips of ``indices`` into one ClipBatch with episode labels ``labels``."""
+        videos = [self.load_video(self.records[i], train, rng) for i, rng in zip(indices, rngs)]
+        return stack_videos(
+            videos,
+            labels=labels,
+            global_labels=[int(self.records[i].label) for i in indices],
+            video_ids=[str(self.records[i].video_id) for i in indices],
+        )
+
+
+def stack_videos(
+    videos: Sequence[LoadedVideo], labels: Sequence[int], global_labels: Sequence[int], video_ids: list[str]
+) -> ClipBatch:
+    def stack(name: str) -> torch.Tensor | None:
+        values = [getattr(v, name) for v in videos]
+        if all(x is None for x in values):
+            return None
+        if any(x is None for x in values):
+            missing = [vid for vid, x in zip(video_ids, values) if x is None]
+            raise ValueError(f"{name} missing for videos {missing}")
+        return torch.stack(values)
+
+    return ClipBatch(
+        frames=torch.stack([v.frames for v in videos]),
+        labels=torch.as_tensor(list(labels), dtype=torch.long),
+        global_labels=torch.as_tensor(list(global_labels), dtype=torch.long),
+        video_ids=video_ids,
+        tracks=stack("tracks"),
+        query_mask=stack("query_mask"),
+        visibility=stack("visibility"),
+    )
+
+
+def video_rng(seed: int, episode: int, position: int, train: bool) -> np.random.Generator:
+    return np.random.default_rng([int(seed), int(episode), int(position), int(train)])
+
+
+class EpisodeDataset(Dataset):
+    """Item ``i``: ``(episode, support ClipBatch, query ClipBatch)`` of ``episode_at(i)``."""
+
+    def __init__(
+        self,
+        clips: SplitClips,
+        episode_at: Callable[[int], Episode],
+        length: int,
+        train: bool,
+        seed: int,
+    ) -> None:
+        self.clips, self.episode_at, self.length, self.train, self.seed = (
+            clips,
+            episode_at,
+            length,
+            train,
+            seed,
+        )
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> tuple[Episode, ClipBatch, ClipBatch]:
+        ep = self.episode_at(i)
+        ns = len(ep.support)
+        rngs = [video_rng(self.seed, ep.index, k, self.train) for k in range(ns + len(ep.query))]
+        support = self.clips.batch(ep.support, ep.support_labels, self.train, rngs[:ns])
+        query = self.clips.batch(ep.query, ep.query_labels, self.train, rngs[ns:])
+        return ep, support, query
+
+
+def episode_loader(dataset: EpisodeDataset, workers: int) -> DataLoader:
+    """A DataLoader yielding one episode at a time (no re-batching), decoding in ``workers`` processes."""
+    return DataLoader(
+        dataset,
+        batch_size=None,
+        shuffle=False,
+        num_workers=workers,
+        persistent_workers=False,
+        prefetch_factor=2 if workers > 0 else None,
+    )

@@ -1,0 +1,376 @@
+"""The episodic trainer: config-driven, single process or ``torchrun`` DDP, mixed precision, exact resume.
+
+Training draws ``train.tasks`` seeded episodes from the train split and accumulates gradients over
+``train.tasks_per_update`` episodes per optimiser step. In a distributed run of W processes each update's episodes
+are split across the ranks (rank r takes the episodes r, r + W, ... of the update), so no episode is duplicated and
+an update sees exactly the episodes a single process would: the result equals a one-process run up to float
+round-off (tested). Every ``train.val_every`` episodes the model is evaluated on fixed validation episodes, split
+across the ranks and gathered, and the best checkpoint *on validation* is kept (``train.select_on=test``
+reproduces the originals' optimistic protocol and is labelled as such). Finally the selected checkpoint is evaluated
+on the test split with the field's protocol.
+
+``last.pt`` (model, optimiser, grad scaler, every rank's RNG state, the episode position, the logs) is written
+atomically at update boundaries; a run restarted in the same folder after a crash or ``kill -9`` resumes from it and
+ends with bit-identical weights to an uninterrupted run (tested).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from fsar.data.episodes import EpisodeSampler, load_episodes, save_episodes, shard_episodes
+from fsar.engine.build import build_model, build_optimizer, lr_multiplier, resolve_device
+from fsar.engine.cached_eval import evaluate_cached
+from fsar.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from fsar.engine.config import Config, apply_overrides, config_from_dict, dump_config
+from fsar.engine.data_setup import build_split_clips
+from fsar.engine.distributed import DistContext, all_gather_objects, barrier
+from fsar.engine.episode_data import EpisodeDataset, SplitClips, episode_loader
+from fsar.engine.evaluate import accuracies, evaluate_naive
+from fsar.engine.protocol import AccuracySummary, summarize_accuracies, write_episode_csv
+from fsar.engine.run_logging import RunLogger
+from fsar.errors import ConfigError, FsarError
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class EpisodeStep(nn.Module):
+    """One training episode (encode, logits, loss) as a module, so that DDP can wrap it."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, support, query):
+        s_feat = self.model.encode(support)
+        q_feat = self.model.encode(query)
+        logits = self.model.episode_logits(s_feat, support.labels, q_feat)
+        loss = self.model.loss(
+            logits, query.labels, support=s_feat, query=q_feat, support_batch=support, query_batch=query
+        )
+        return loss, logits
+
+
+def test_episodes(cfg: Config, clips: SplitClips, way: int, shot: int, queries: int) -> list:
+    """The evaluation episodes: from ``eval.episode_file`` (written on first use) or drawn with ``eval.seed``."""
+    labels = clips.labels
+    if cfg.eval.episode_file:
+        path = Path(cfg.eval.episode_file)
+        if path.exists():
+            episodes, _ = load_episodes(path, labels=labels)
+            if len(episodes) < cfg.eval.episodes:
+                raise FsarError(
+                    f"{path}: holds {len(episodes)} episodes, eval.episodes asks for {cfg.eval.episodes}"
+                )
+            return episodes[: cfg.eval.episodes]
+        episodes = EpisodeSampler(labels, way, shot, queries, seed=cfg.eval.seed).take(cfg.eval.episodes)
+        meta = {
+            "benchmark": cfg.data.benchmark,
+            "split": clips.name,
+            "way": way,
+            "shot": shot,
+            "queries": queries,
+        }
+        save_episodes(path, episodes, labels=labels, meta=meta | {"seed": cfg.eval.seed})
+        return episodes
+    return EpisodeSampler(labels, way, shot, queries, seed=cfg.eval.seed).take(cfg.eval.episodes)
+
+
+@dataclass
+class EvalOutcome:
+    summary: AccuracySummary
+    results: list
+
+
+def evaluate_split(
+    model,
+    clips: SplitClips,
+    episodes: list,
+    device: torch.device,
+    cfg: Config,
+    seed: int,
+    desc: str = "eval",
+    ctx: DistContext | None = None,
+) -> EvalOutcome:
+    """Evaluate ``episodes`` (split across ranks and gathered in a distributed run) with ``cfg.eval.mode``."""
+    ctx = ctx or DistContext()
+    mine = shard_episodes(episodes, ctx.rank, ctx.world_size)
+    autocast = _autocast(device, cfg.train.precision)
+    with autocast:
+        if cfg.eval.mode == "cached":
+            results = evaluate_cached(model, clips, mine, device, batch_videos=cfg.eval.batch_videos)
+        else:
+            dataset = EpisodeDataset(clips, lambda i: mine[i], len(mine), train=False, seed=seed)
+            with tqdm(total=len(mine), desc=desc, unit="ep", leave=False, disable=None) as bar:
+                results = evaluate_naive(
+                    model, episode_loader(dataset, cfg.data.workers), device, progress=bar
+                )
+    gathered = [r for part in all_gather_objects(results, ctx) for r in part]
+    gathered.sort(key=lambda r: r.episode)
+    return EvalOutcome(summarize_accuracies(accuracies(gathered)), gathered)
+
+
+def _autocast(device: torch.device, precision: str):
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+class Trainer:
+    """Train ``cfg``'s method on its benchmark, writing everything into ``run_dir``."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        run_dir: str | Path,
+        log=print,
+        ctx: DistContext | None = None,
+        device: torch.device | None = None,
+        resume: bool = True,
+        clips: dict[str, SplitClips] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self._clips = clips  # pre-built splits (tests, notebooks); default: from cfg.data
+        self.run_dir = Path(run_dir)
+        self.ctx = ctx or DistContext()
+        self.log = log if self.ctx.is_main else (lambda *a, **k: None)
+        self.device = device or resolve_device(cfg.train.device)
+        self.resume = resume
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        self._check_divisibility()
+
+    def _check_divisibility(self) -> None:
+        t, w = self.cfg.train, self.ctx.world_size
+        if w > 1 and (t.tasks_per_update % w or t.tasks % w or (t.tasks % t.tasks_per_update) % w):
+            raise ConfigError(
+                f"train.tasks ({t.tasks}) and train.tasks_per_update ({t.tasks_per_update}) must be multiples of "
+                f"the number of processes ({w}) so that every update's episodes split evenly across ranks"
+            )
+
+    # ------------------------------------------------------------------------------------------------------
+    def fit(self) -> dict:
+        cfg, ctx = self.cfg, self.ctx
+        if ctx.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            dump_config(cfg, self.run_dir / "config.yaml")
+        barrier(ctx)
+        names = tuple(dict.fromkeys(("train", cfg.train.select_on, cfg.eval.split)))
+        clips = self._clips or build_split_clips(cfg.data, names, run_dir=self.run_dir if ctx.is_main else None)
+        for name, c in clips.items():
+            if c.skipped:
+                self.log(f"{name}: {len(c.skipped)} missing videos left out (listed in skipped_{name}.txt)")
+        train = clips["train"]
+        self.num_train_classes = train.num_classes
+        torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
+        model = build_model(cfg, num_train_classes=train.num_classes).to(self.device)
+        optimizer = build_optimizer(model, cfg.optim)
+        base_lrs = [g["lr"] for g in optimizer.param_groups]
+        scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.precision == "fp16")
+        step_module: nn.Module = EpisodeStep(model)
+        if ctx.enabled:
+            step_module = nn.parallel.DistributedDataParallel(
+                step_module,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=cfg.train.find_unused_parameters,
+            )
+        torch.manual_seed(cfg.train.seed + 1_000_003 * ctx.rank)  # dropout etc. differ across ranks
+
+        state = {"tasks_done": 0, "best_acc": -1.0, "best_task": 0, "train_rows": [], "val_rows": []}
+        last = self.run_dir / "last.pt"
+        if self.resume and last.exists():
+            payload = load_checkpoint(last, self.device)
+            model.load_state_dict(payload["model"])
+            optimizer.load_state_dict(payload["optimizer"])
+            scaler.load_state_dict(payload["scaler"])
+            set_rng_state(payload["rng"][ctx.rank])
+            state = payload["trainer_state"]
+            self.log(f"resumed from {last} at task {state['tasks_done']} of {cfg.train.tasks}")
+        logger = (
+            RunLogger(self.run_dir, cfg.train.tensorboard, cfg.train.wandb, cfg.to_dict())
+            if ctx.is_main
+            else None
+        )
+        if logger is not None:
+            logger.rewrite("train_log", state["train_rows"])
+            logger.rewrite("val_log", state["val_rows"])
+
+        ep = cfg.episodes
+        w, tpu = ctx.world_size, cfg.train.tasks_per_update
+        sampler = EpisodeSampler(
+            train.labels, ep.way, ep.shot, ep.train_queries, seed=cfg.train.seed, rank=ctx.rank, world_size=w
+        )
+        local_start, local_total = state["tasks_done"] // w, cfg.train.tasks // w
+        dataset = EpisodeDataset(
+            train, lambda i: sampler.episode(local_start + i), local_total - local_start, True, cfg.train.seed
+        )
+        sel = clips[cfg.train.select_on]
+        sel_episodes = EpisodeSampler(
+            sel.labels, ep.way, ep.shot, ep.test_queries, seed=cfg.train.seed + 1
+        ).take(cfg.train.val_episodes)
+        checkpoint_every = cfg.train.checkpoint_every or cfg.train.val_every
+        autocast = _autocast(self.device, cfg.train.precision)
+
+        window = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, queries (this rank)
+        window_tasks = 0
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        start = time.perf_counter()
+        bar = tqdm(
+            total=cfg.train.tasks,
+            initial=state["tasks_done"],
+            desc="train",
+            unit="ep",
+            disable=None if ctx.is_main else True,
+        )
+        for k, (_episode, support, query) in enumerate(episode_loader(dataset, cfg.data.workers)):
+            local_task = local_start + k
+            global_before = local_task * w  # episodes done by all ranks before this step
+            update_start = (global_before // tpu) * tpu
+            boundary = (global_before + w) % tpu == 0 or global_before + w == cfg.train.tasks
+            mult = lr_multiplier(cfg.optim, update_start, cfg.train.tasks)
+            for group, base in zip(optimizer.param_groups, base_lrs):
+                group["lr"] = base * mult
+            support, query = support.to(self.device), query.to(self.device)
+            sync = contextlib.nullcontext() if boundary or not ctx.enabled else step_module.no_sync()
+            with sync:
+                with autocast:
+                    loss, logits = step_module(support, query)
+                if not torch.isfinite(loss):
+                    raise FsarError(
+                        f"non-finite training loss {loss.item()} at task {global_before}; lower optim.lr"
+                    )
+                scaler.scale(loss * (w / tpu)).backward()
+            if boundary:
+                if cfg.optim.grad_clip:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+            window += torch.tensor(
+                [
+                    float(loss.detach()),
+                    float((logits.argmax(-1) == query.labels).sum()),
+                    float(query.labels.numel()),
+                ],
+                dtype=torch.float64,
+            )
+            window_tasks += w
+            done = global_before + w
+            bar.update(w)
+            if not boundary:
+                continue
+            prev = ((done - 1) // tpu) * tpu  # tasks done at the previous update boundary
+            if done // cfg.train.log_every > prev // cfg.train.log_every or done == cfg.train.tasks:
+                totals = sum(all_gather_objects(window, ctx))
+                row = {
+                    "tasks": done,
+                    "loss": float(totals[0]) / window_tasks,
+                    "train_acc": 100.0 * float(totals[1]) / max(1.0, float(totals[2])),
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "episodes_per_s": (done - state["tasks_done"] + 0.0)
+                    / max(1e-9, time.perf_counter() - start),
+                }
+                state["train_rows"].append(row)
+                if logger is not None:
+                    logger.log("train_log", row, done)
+                    bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['train_acc']:.1f}")
+                window.zero_()
+                window_tasks = 0
+            if done // cfg.train.val_every > prev // cfg.train.val_every or done == cfg.train.tasks:
+                outcome = evaluate_split(
+                    model, sel, sel_episodes, self.device, cfg, cfg.train.seed + 1, sel.name, ctx
+                )
+                s = outcome.summary
+                row = {"tasks": done, "split": sel.name, "acc": s.mean, "ci95": s.ci95}
+                state["val_rows"].append(row)
+                if logger is not None:
+                    logger.log("val_log", row, done)
+                self.log(f"task {done}: {sel.name} accuracy {s.format()} over {s.episodes} episodes")
+                if s.mean > state["best_acc"]:
+                    state["best_acc"], state["best_task"] = s.mean, done
+                    self._save(model, optimizer, scaler, "best.pt", state, done)
+            if done // checkpoint_every > prev // checkpoint_every or done == cfg.train.tasks:
+                state["tasks_done"] = done
+                self._save(model, optimizer, scaler, "last.pt", state, done)
+        bar.close()
+        state["tasks_done"] = cfg.train.tasks
+        train_seconds = time.perf_counter() - start
+
+        # final test on the selected checkpoint
+        barrier(ctx)
+        if state["best_task"]:
+            model.load_state_dict(load_checkpoint(self.run_dir / "best.pt", self.device)["model"])
+        test_clips = clips[cfg.eval.split]
+        episodes = test_episodes(cfg, test_clips, ep.way, ep.shot, ep.test_queries) if ctx.is_main else None
+        episodes = all_gather_objects(episodes, ctx)[0]
+        outcome = evaluate_split(
+            model, test_clips, episodes, self.device, cfg, cfg.eval.seed, test_clips.name, ctx
+        )
+        result = {
+            "name": cfg.name,
+            "method": cfg.model.name,
+            "benchmark": cfg.data.benchmark,
+            "way": ep.way,
+            "shot": ep.shot,
+            "split": test_clips.name,
+            "selected_on": cfg.train.select_on,
+            "selected_task": state["best_task"],
+            "best_selection_acc": state["best_acc"],
+            "train_seconds": train_seconds,
+            "world_size": ctx.world_size,
+            **{f"test_{k}": v for k, v in outcome.summary.to_dict().items()},
+        }
+        if ctx.is_main:
+            write_episode_csv(self.run_dir / f"{test_clips.name}_episodes.csv", outcome.results)
+            (self.run_dir / "results.json").write_text(json.dumps(result, indent=2))
+            if logger is not None:
+                logger.close()
+        self.log(
+            f"{cfg.name}: {test_clips.name} accuracy {outcome.summary.format()} "
+            f"(t-interval ±{outcome.summary.ci95_t:.2f}) over {outcome.summary.episodes} episodes, "
+            f"checkpoint selected on {cfg.train.select_on} at task {state['best_task']}"
+        )
+        self.model = model
+        return result
+
+    # ------------------------------------------------------------------------------------------------------
+    def _save(self, model, optimizer, scaler, name: str, state: dict, tasks: int) -> None:
+        rngs = all_gather_objects(rng_state(), self.ctx)
+        if not self.ctx.is_main:
+            return
+        save_checkpoint(
+            self.run_dir / name,
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(),
+                "rng": rngs,
+                "config": self.cfg.to_dict(),
+                "num_train_classes": self.num_train_classes,
+                "trainer_state": {**state, "tasks_done": tasks},
+            },
+        )
+
+
+def model_from_checkpoint(path: str | Path, device: torch.device, overrides: list[str] | None = None):
+    """Rebuild the model of a checkpoint (its config, with optional overrides) and load its weights."""
+    payload = load_checkpoint(path, device)
+    raw = payload["config"]
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+    cfg = config_from_dict(raw, source=f"{path} (embedded config)")
+    model = build_model(cfg, num_train_classes=int(payload["num_train_classes"])).to(device)
+    model.load_state_dict(payload["model"])
+    model.eval()
+    return cfg, model

@@ -129,3 +129,22 @@ def test_select_gives_sampled_points_query_mask_and_video_frames():
 
 def test_uniform_rows_matches_tats_selection():
     np.testing.assert_array_equal(uniform_rows(45, 8), [0, 6, 12, 18, 25, 31, 37, 44])
+
+
+def test_normalize_tracks_conventions():
+    from fsar.tracking.trackfile import normalize_tracks
+
+    xy = np.array([[0.0, 0.0], [39.0, 29.0], [20.0, 15.0]], np.float32)  # frame 30 x 40
+    np.testing.assert_allclose(
+        normalize_tracks(xy, (30, 40)), [[-1, -1], [0.95, 29 / 15 - 1], [0, 0]], atol=1e-6
+    )
+    np.testing.assert_allclose(
+        normalize_tracks(xy, (30, 40), "align_corners")[:2], [[-1, -1], [1, 1]], atol=1e-6
+    )
+    np.testing.assert_allclose(
+        normalize_tracks(xy, (30, 40), "pixel_centers")[:2],
+        [[-39 / 40, -29 / 30], [39 / 40, 29 / 30]],
+        atol=1e-6,
+    )
+    with pytest.raises(ValueError, match="unknown convention"):
+        normalize_tracks(xy, (30, 40), "other")

@@ -14,7 +14,7 @@ from fsar.tracking.metrics import DELTA_THRESHOLDS, TrackingAccuracy, evaluate_t
 from fsar.tracking.queries import Queries, build_queries, grid_points, query_frames
 from fsar.tracking.reference_pickle import read_reference_pickle
 from fsar.tracking.registry import TRACKERS, PointTracker
-from fsar.tracking.trackfile import SelectedTracks, TrackFile, uniform_rows
+from fsar.tracking.trackfile import SelectedTracks, TrackFile, normalize_tracks, uniform_rows
 
 __all__ = [
     "DELTA_THRESHOLDS",
@@ -29,6 +29,7 @@ __all__ = [
     "filter_redundant",
     "grid_points",
     "mask_before_query",
+    "normalize_tracks",
     "query_frames",
     "read_reference_pickle",
     "sample_subset",

@@ -307,3 +307,31 @@ def uniform_rows(num_rows: int, count: int) -> np.ndarray:
     if num_rows < 1 or count < 1:
         raise ValueError(f"need num_rows >= 1 and count >= 1, got {num_rows} and {count}")
     return np.linspace(0, num_rows - 1, count).astype(np.int64)
+
+
+NORMALIZATIONS = ("tats", "align_corners", "pixel_centers")
+
+
+def normalize_tracks(tracks: np.ndarray, frame_size: tuple[int, int], convention: str = "tats") -> np.ndarray:
+    """Pixel (x, y) -> (u, v) in about [-1, 1] (float32), for ``ClipBatch.tracks``.
+
+    * ``tats``: ``u = 2x/W - 1``, ``v = 2y/H - 1``, TATs' loader (tats.md §3; it divides by W, not W-1).
+    * ``align_corners``: ``u = 2x/(W-1) - 1``: pixel centres 0 and W-1 map to -1 and 1
+      (``grid_sample(..., align_corners=True)``).
+    * ``pixel_centers``: ``u = (2x+1)/W - 1``: the image edges map to -1 and 1
+      (``grid_sample(..., align_corners=False)``).
+    """
+    H, W = float(frame_size[0]), float(frame_size[1])
+    xy = np.asarray(tracks, dtype=np.float64)
+    if xy.shape[-1] != 2:
+        raise ValueError(f"tracks must end with an (x, y) axis of size 2, got shape {xy.shape}")
+    size = np.array([W, H])
+    if convention == "tats":
+        out = 2 * xy / size - 1
+    elif convention == "align_corners":
+        out = 2 * xy / np.maximum(size - 1, 1) - 1
+    elif convention == "pixel_centers":
+        out = (2 * xy + 1) / size - 1
+    else:
+        raise ValueError(f"unknown convention {convention!r}; use one of {', '.join(NORMALIZATIONS)}")
+    return out.astype(np.float32)

@@ -84,7 +84,10 @@ class OTAM(FewShotClassifier):
         if query.dim() != 3 or query.shape[2] != c:
             raise ValueError(f"OTAM query features must be [Q, T, {c}]; got {tuple(query.shape)}")
         dist = frame_cosine_distance(query, self.support.flatten(0, 1))  # [Q, way * per_class, T, T']
-        cost = otam_distance(dist, gamma=self.gamma, moves=self.moves, bidirectional=self.bidirectional)
+        # float32 at least: under bf16/fp16 autocast the cumulative costs would lose their small differences
+        cost = otam_distance(
+            dist.float(), gamma=self.gamma, moves=self.moves, bidirectional=self.bidirectional
+        )
         return cost.reshape(query.shape[0], way, per_class).mean(dim=2)
 
     def forward(self, query: Tensor) -> Tensor:

@@ -2,16 +2,16 @@
 
 Benchmarks (split origins and statistics in field.md §5 and ta2n.md §7):
 
-============== ============================================= ================ ===================== ==========
-name           split files                                   classes t/v/t    videos t/v/t          flip
-============== ============================================= ================ ===================== ==========
+============== ============================================= ================ ====================== =======
+name           split files                                   classes t/v/t    videos t/v/t           flip
+============== ============================================= ================ ====================== =======
 ssv2_full      OTAM (Cao et al., CVPR 2020), ``ssv2_OTAM``   64 / 12 / 24     67,013 / 1,926 / 2,857 never
-ssv2_small     CMN (Zhu & Yang, ECCV 2018), ``ssv2_CMN``     64 / 12 / 24     6,400 / 1,200 / 2,400  never
-kinetics100    CMN, ``kinetics_CMN``                         64 / 12 / 24     6,400 / 1,200 / 2,400  allowed
-ucf101         ARN (Zhang et al., ECCV 2020), ``ucf_ARN``    70 / 10 / 21     9,154 / 1,421 / 2,745  allowed
-hmdb51         ARN, ``hmdb_ARN``                             31 / 10 / 10     4,280 / 1,194 / 1,292  allowed
-synthetic      ``fsar synth`` output                         any              any                    allowed
-============== ============================================= ================ ===================== ==========
+ssv2_small     CMN (Zhu & Yang, ECCV 2018), ``ssv2_CMN``     64 / 12 / 24     6,400 / 1,200 / 2,400   never
+kinetics100    CMN, ``kinetics_CMN``                         64 / 12 / 24     6,400 / 1,200 / 2,400   allowed
+ucf101         ARN (Zhang et al., ECCV 2020), ``ucf_ARN``    70 / 10 / 21     9,154 / 1,421 / 2,745   allowed
+hmdb51         ARN, ``hmdb_ARN``                             31 / 10 / 10     4,280 / 1,194 / 1,292   allowed
+synthetic      ``fsar synth`` output                         any              any                     allowed
+============== ============================================= ================ ====================== =======
 
 (TA2N's OTAM train list has 77,500 lines and its Kinetics lists 6,387 / 1,200 / 2,397 because of unavailable
 videos; ``data check`` reports differences from the table as notes, not errors.) SSv2 labels are

@@ -1,0 +1,127 @@
+"""Loading clips: a video record -> ``T`` sampled, transformed frames; clips -> a ``ClipBatch``.
+
+``ClipLoader`` ties a frame sampler (``fsar.data.sampling``) to a train and a test ``ClipTransform``. A record
+whose video is missing (``path is None``) or unreadable raises ``fsar.errors.VideoError``: a clip is never replaced
+by another video (MoLo's ``__getitem__(index - 1)`` fallback silently changes the test set; field.md §3 G).
+
+Videos shorter than ``T`` get the short-video policy of ``fsar.data.sampling`` (repeat the last frame) and come
+back with ``LoadedClip.short = True``; ``count_short_clips`` counts them so callers can log how many clips were
+padded (no counter is kept in global or loader state, so it also works across data-loader worker processes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fsar.data.batch import ClipBatch
+from fsar.data.sampling import FrameSampler, is_short
+from fsar.data.transforms import ClipParams, ClipTransform
+from fsar.data.video import Video, open_video
+from fsar.errors import VideoError
+
+
+@dataclass
+class LoadedClip:
+    """One transformed clip and how it was made."""
+
+    frames: torch.Tensor  # [T, 3, h, w] float32
+    indices: np.ndarray  # [T] int64 frame indices into the video
+    short: bool  # the video had fewer than T frames; the last frame was repeated
+    num_frames_in_video: int
+    params: ClipParams | None = None  # resize / crop / flip actually applied (to move point tracks alike)
+
+
+class ClipLoader:
+    """Sample ``num_frames`` frames with ``sampler`` and transform them (train or test transform).
+
+    The loader remembers each opened ``Video`` by path (per loader object), so the exact frame count of an encoded
+    video, which costs one full decode, is computed once.
+    """
+
+    def __init__(
+        self,
+        num_frames: int,
+        sampler: FrameSampler,
+        transform_train: ClipTransform,
+        transform_test: ClipTransform,
+    ) -> None:
+        if int(num_frames) < 1:
+            raise ValueError(f"ClipLoader: num_frames must be >= 1, got {num_frames}")
+        self.num_frames = int(num_frames)
+        self.sampler = sampler
+        self.transform_train = transform_train
+        self.transform_test = transform_test
+        self._videos: dict[Path, Video] = {}
+
+    def open(self, record) -> Video:
+        """The ``Video`` of a ``VideoRecord`` (or anything with ``path``, ``class_name``, ``video_id``, ``line``)."""
+        if record.path is None:
+            where = (
+                f"line {record.line} of the split file" if getattr(record, "line", None) else "the split file"
+            )
+            raise VideoError(
+                f"{record.class_name}/{record.video_id}",
+                f"video listed in {where} is missing from the videos root; run `fsar data check` to list every "
+                "missing video, or allow skipping missing videos (data.allow_missing)",
+            )
+        return self.open_path(Path(record.path))
+
+    def open_path(self, path: str | Path) -> Video:
+        path = Path(path)
+        video = self._videos.get(path)
+        if video is None:
+            video = open_video(path)
+            self._videos[path] = video
+        return video
+
+    def load_video(self, video: Video, train: bool, rng: np.random.Generator) -> LoadedClip:
+        """Sample, read and transform a clip of an opened video; random choices come from ``rng`` only
+        (frame indices first, then the transform's crop and flip)."""
+        n = video.num_frames
+        indices = np.asarray(self.sampler(n, self.num_frames, train, rng), dtype=np.int64)
+        if indices.shape != (self.num_frames,):
+            raise ValueError(f"frame sampler returned shape {indices.shape}, expected ({self.num_frames},)")
+        frames = video.frames(indices)
+        transform = self.transform_train if train else self.transform_test
+        params = transform.sample_params(frames.shape[1:3], rng)
+        return LoadedClip(transform.apply(frames, params), indices, is_short(n, self.num_frames), n, params)
+
+    def load(self, record, train: bool, rng: np.random.Generator) -> LoadedClip:
+        """The clip of ``record`` (a ``VideoRecord``); raises ``VideoError`` if missing or unreadable."""
+        return self.load_video(self.open(record), train, rng)
+
+
+def count_short_clips(clips: Iterable[LoadedClip]) -> int:
+    """How many clips came from videos shorter than the clip length (padded by repeating the last frame)."""
+    return sum(1 for c in clips if c.short)
+
+
+def make_clip_batch(
+    clips: Sequence[LoadedClip],
+    labels: Sequence[int] | torch.Tensor,
+    global_labels: Sequence[int] | torch.Tensor,
+    video_ids: Sequence[str],
+) -> ClipBatch:
+    """Stack clips into a ``ClipBatch`` (frames ``[B, T, 3, h, w]``; labels and global labels as long tensors)."""
+    if not clips:
+        raise ValueError("make_clip_batch needs at least one clip")
+    n = len(clips)
+    lengths = {"labels": len(labels), "global_labels": len(global_labels), "video_ids": len(video_ids)}
+    wrong = {k: v for k, v in lengths.items() if v != n}
+    if wrong:
+        raise ValueError(f"make_clip_batch: {n} clips but {wrong}")
+    shapes = {tuple(c.frames.shape) for c in clips}
+    if len(shapes) != 1:
+        detail = ", ".join(f"{vid}: {tuple(c.frames.shape)}" for vid, c in zip(video_ids, clips))
+        raise ValueError(f"make_clip_batch: clips have different shapes ({detail}); use a crop or resize_to")
+    return ClipBatch(
+        frames=torch.stack([c.frames for c in clips]),
+        labels=torch.as_tensor(labels, dtype=torch.long).reshape(n),
+        global_labels=torch.as_tensor(global_labels, dtype=torch.long).reshape(n),
+        video_ids=[str(v) for v in video_ids],
+    )

@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+import torch
+
+from fsar.data.batch import ClipBatch
+from fsar.data.benchmarks import VideoRecord
+from fsar.data.clips import ClipLoader, count_short_clips, make_clip_batch
+from fsar.data.sampling import build_frame_sampler
+from fsar.data.transforms import ClipTransform
+from fsar.errors import VideoError
+from tests.helpers import BLUE_BASE, BLUE_STEP, make_frames, write_encoded_video, write_frame_folder
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("clips")
+    long = write_encoded_video(root / "a" / "long.mp4", make_frames(20, 32, 48, seed=0))
+    short = write_frame_folder(root / "a" / "short", make_frames(5, 32, 48, seed=1), pattern="f{i}.png")
+    return {
+        "long": VideoRecord("long", "a", 0, long, 1),
+        "short": VideoRecord("short", "a", 0, short, 2),
+        "missing": VideoRecord("gone", "a", 0, None, 3),
+    }
+
+
+def make_loader(T=8, sampler="ta2n"):
+    return ClipLoader(
+        T,
+        build_frame_sampler(sampler),
+        ClipTransform(None, crop=24, train=True, flip=True, normalization="none"),
+        ClipTransform(None, crop=24, train=False, normalization="none"),
+    )
+
+
+def blue_index(clip_frames):
+    """Frame index from the blue plane (normalization 'none' -> x * 255)."""
+    return torch.round(
+        (clip_frames[:, 2].median(-1).values.median(-1).values * 255 - BLUE_BASE) / BLUE_STEP
+    ).long()
+
+
+def test_load_test_clip_follows_the_sampler(videos):
+    clip = make_loader().load(videos["long"], train=False, rng=rng())
+    assert clip.frames.shape == (8, 3, 24, 24) and clip.frames.dtype == torch.float32
+    assert clip.indices.tolist() == [1, 3, 5, 8, 10, 13, 15, 18]  # ta2n test rule: floor(linspace(1, 18, 8))
+    assert clip.num_frames_in_video == 20 and not clip.short
+    assert blue_index(clip.frames).tolist() == clip.indices.tolist()  # the pixels are those frames
+    assert (clip.params.crop_top, clip.params.crop_left, clip.params.flip) == (4, 12, False)
+
+
+def test_train_clip_is_seeded(videos):
+    loader = make_loader()
+    a = loader.load(videos["long"], True, rng(5))
+    b = loader.load(videos["long"], True, rng(5))
+    assert torch.equal(a.frames, b.frames) and np.array_equal(a.indices, b.indices) and a.params == b.params
+    draws = {(tuple(loader.load(videos["long"], True, rng(s)).indices), s) for s in range(8)}
+    assert len({d[0] for d in draws}) > 1
+
+
+def test_short_video_is_padded_and_flagged(videos):
+    loader = make_loader()
+    clips = [loader.load(videos[k], False, rng()) for k in ("long", "short", "short")]
+    assert clips[1].short and clips[1].num_frames_in_video == 5
+    assert clips[1].indices.tolist() == [0, 1, 2, 3, 4, 4, 4, 4]
+    assert blue_index(clips[1].frames).tolist() == [0, 1, 2, 3, 4, 4, 4, 4]
+    assert count_short_clips(clips) == 2
+
+
+def test_missing_and_unreadable_videos_raise(videos, tmp_path):
+    loader = make_loader()
+    with pytest.raises(VideoError, match=r"a/gone: video listed in line 3 of the split file is missing"):
+        loader.load(videos["missing"], False, rng())
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 1000)
+    with pytest.raises(VideoError, match=r"bad\.mp4"):
+        loader.load(VideoRecord("bad", "a", 0, bad, 4), False, rng())
+
+
+def test_frame_count_is_decoded_once_per_loader(videos):
+    loader = make_loader()
+    loader.load(videos["long"], False, rng())
+    video = loader.open(videos["long"])
+    assert video._num_frames == 20  # cached on the loader's Video object
+    loader.load(videos["long"], False, rng())
+    assert video.last_decode_stats["frames"] == 19  # the second load decoded only up to frame 18
+
+
+def test_make_clip_batch(videos):
+    loader = make_loader()
+    clips = [loader.load(videos[k], False, rng()) for k in ("long", "short")]
+    batch = make_clip_batch(clips, [1, 0], [7, 3], ["long", "short"])
+    assert isinstance(batch, ClipBatch)
+    assert batch.frames.shape == (2, 8, 3, 24, 24)
+    assert batch.labels.tolist() == [1, 0] and batch.labels.dtype == torch.long
+    assert batch.global_labels.tolist() == [7, 3] and batch.video_ids == ["long", "short"]
+    assert torch.equal(batch.frames[1], clips[1].frames)
+    with pytest.raises(ValueError, match=r"2 clips but \{'labels': 1\}"):
+        make_clip_batch(clips, [1], [7, 3], ["long", "short"])
+    other = ClipLoader(
+        8, build_frame_sampler("uniform"), *(ClipTransform(None, crop=16, train=t) for t in (1, 0))
+    )
+    with pytest.raises(ValueError, match="different shapes"):
+        make_clip_batch([clips[0], other.load(videos["long"], False, rng())], [0, 1], [0, 1], ["x", "y"])

@@ -3,8 +3,9 @@
 Training draws ``train.tasks`` seeded episodes from the train split and accumulates gradients over
 ``train.tasks_per_update`` episodes per optimiser step. In a distributed run of W processes each update's episodes
 are split across the ranks (rank r takes the episodes r, r + W, ... of the update), so no episode is duplicated and
-an update sees exactly the episodes a single process would: the result equals a one-process run up to float
-round-off (tested). Every ``train.val_every`` episodes the model is evaluated on fixed validation episodes, split
+an update sees exactly the episodes a single process would: the parameters equal a one-process run's up to float
+round-off (tested). BatchNorm running statistics (used only in eval mode) follow rank 0's episodes, as DDP
+broadcasts buffers from rank 0. Every ``train.val_every`` episodes the model is evaluated on fixed validation episodes, split
 across the ranks and gathered, and the best checkpoint *on validation* is kept (``train.select_on=test``
 reproduces the originals' optimistic protocol and is labelled as such). Finally the selected checkpoint is evaluated
 on the test split with the field's protocol.
@@ -31,7 +32,6 @@ from fsar.engine.build import build_model, build_optimizer, lr_multiplier, resol
 from fsar.engine.cached_eval import evaluate_cached
 from fsar.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from fsar.engine.config import Config, apply_overrides, config_from_dict, dump_config
-from fsar.engine.data_setup import build_split_clips
 from fsar.engine.distributed import DistContext, all_gather_objects, barrier
 from fsar.engine.episode_data import EpisodeDataset, SplitClips, episode_loader
 from fsar.engine.evaluate import accuracies, evaluate_naive
@@ -137,9 +137,11 @@ class Trainer:
         device: torch.device | None = None,
         resume: bool = True,
         clips: dict[str, SplitClips] | None = None,
+        on_step=None,
     ) -> None:
         self.cfg = cfg
         self._clips = clips  # pre-built splits (tests, notebooks); default: from cfg.data
+        self.on_step = on_step  # callback(episode, updated: bool, model) after every training episode
         self.run_dir = Path(run_dir)
         self.ctx = ctx or DistContext()
         self.log = log if self.ctx.is_main else (lambda *a, **k: None)
@@ -165,7 +167,12 @@ class Trainer:
             dump_config(cfg, self.run_dir / "config.yaml")
         barrier(ctx)
         names = tuple(dict.fromkeys(("train", cfg.train.select_on, cfg.eval.split)))
-        clips = self._clips or build_split_clips(cfg.data, names, run_dir=self.run_dir if ctx.is_main else None)
+        if self._clips is None:
+            from fsar.engine.data_setup import build_split_clips
+
+        clips = self._clips or build_split_clips(
+            cfg.data, names, run_dir=self.run_dir if ctx.is_main else None
+        )
         for name, c in clips.items():
             if c.skipped:
                 self.log(f"{name}: {len(c.skipped)} missing videos left out (listed in skipped_{name}.txt)")
@@ -232,7 +239,7 @@ class Trainer:
             unit="ep",
             disable=None if ctx.is_main else True,
         )
-        for k, (_episode, support, query) in enumerate(episode_loader(dataset, cfg.data.workers)):
+        for k, (episode, support, query) in enumerate(episode_loader(dataset, cfg.data.workers)):
             local_task = local_start + k
             global_before = local_task * w  # episodes done by all ranks before this step
             update_start = (global_before // tpu) * tpu
@@ -257,6 +264,8 @@ class Trainer:
                 scaler.step(optimizer)
                 scaler.update()
                 optimizer.zero_grad(set_to_none=True)
+            if self.on_step is not None:
+                self.on_step(episode, boundary, model)
             window += torch.tensor(
                 [
                     float(loss.detach()),

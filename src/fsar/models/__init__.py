@@ -1,1 +1,25 @@
-"""fsar.models"""
+"""Few-shot methods. Every method is a :class:`~fsar.models.base.FewShotClassifier` registered in ``MODELS``:
+
+    from fsar.models import MODELS
+    model = MODELS.create("otam", backbone=create_backbone("small_cnn"))
+
+Registered: ``protonet``, ``otam`` (baselines), ``ta2n`` (Li et al., AAAI 2022) and ``tats`` (Kumar et al.,
+ECCV 2024).
+"""
+
+from fsar.models.base import FewShotClassifier
+from fsar.models.registry import MODELS
+from fsar.models.ta2n import classifier as _ta2n_classifier  # noqa: F401  (registers "ta2n")
+
+try:  # TATs registers itself when its package is present
+    from fsar.models.tats import classifier as _tats_classifier  # noqa: F401
+except ModuleNotFoundError as exc:  # pragma: no cover - only while the package is being written
+    if not (exc.name or "").startswith("fsar.models.tats"):
+        raise
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    return MODELS.names(pattern)
+
+
+__all__ = ["MODELS", "FewShotClassifier", "list_models"]

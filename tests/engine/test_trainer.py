@@ -1,0 +1,110 @@
+"""End-to-end trainer tests on in-memory clips (no decoding): selection, logs, checkpoints, resume, eval modes."""
+
+import json
+
+import pytest
+import torch
+
+from fsar.data.episodes import EpisodeSampler
+from fsar.engine.cached_eval import evaluate_cached
+from fsar.engine.checkpoint import load_checkpoint, save_checkpoint
+from fsar.engine.config import load_config
+from fsar.engine.episode_data import EpisodeDataset, episode_loader
+from fsar.engine.evaluate import evaluate_naive
+from fsar.engine.trainer import Trainer
+from fsar.errors import FsarError
+from tests.engine.fake_data import fake_clips
+
+BASE = [
+    "model.backbone_kwargs={width: 8, out_channels: 16}",
+    "data.num_frames=4",
+    "episodes.train_queries=2",
+    "train.tasks=8",
+    "train.tasks_per_update=2",
+    "train.val_every=4",
+    "train.val_episodes=6",
+    "train.log_every=2",
+    "train.tensorboard=false",
+    "eval.episodes=10",
+    "optim.lr=0.01",
+]
+
+
+def make_cfg(*extra):
+    return load_config(None, BASE + list(extra))
+
+
+def test_fit_selects_on_val_and_writes_outputs(tmp_path):
+    cfg = make_cfg("model.name=otam")
+    result = Trainer(cfg, tmp_path, log=lambda *a: None, clips=fake_clips()).fit()
+    assert result["selected_on"] == "val" and result["selected_task"] in (4, 8)
+    assert result["test_episodes"] == 10 and 0 <= result["test_mean"] <= 100
+    for name in (
+        "config.yaml",
+        "best.pt",
+        "last.pt",
+        "last.pt.sha256",
+        "train_log.csv",
+        "val_log.csv",
+        "results.json",
+        "test_episodes.csv",
+    ):
+        assert (tmp_path / name).exists(), name
+    assert json.loads((tmp_path / "results.json").read_text())["method"] == "otam"
+    assert len((tmp_path / "val_log.csv").read_text().splitlines()) == 3  # header + 2 validations
+    assert load_checkpoint(tmp_path / "last.pt")["trainer_state"]["tasks_done"] == 8
+
+
+def test_same_config_and_seed_give_same_numbers(tmp_path):
+    cfg = make_cfg()
+    a = Trainer(cfg, tmp_path / "a", log=lambda *a: None, clips=fake_clips()).fit()
+    b = Trainer(cfg, tmp_path / "b", log=lambda *a: None, clips=fake_clips()).fit()
+    assert a["test_mean"] == b["test_mean"]
+    wa = load_checkpoint(tmp_path / "a" / "last.pt")["model"]
+    wb = load_checkpoint(tmp_path / "b" / "last.pt")["model"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_resume_from_mid_run_checkpoint_is_bit_identical(tmp_path):
+    cfg = make_cfg("train.checkpoint_every=2", "model.name=otam")
+    Trainer(cfg, tmp_path / "full", log=lambda *a: None, clips=fake_clips()).fit()
+    # an interrupted run: stop after 4 tasks (as if killed), keep its last.pt, then resume to 8
+    short = make_cfg("train.checkpoint_every=2", "model.name=otam", "train.tasks=4")
+    Trainer(short, tmp_path / "cut", log=lambda *a: None, clips=fake_clips()).fit()
+    ck = load_checkpoint(tmp_path / "cut" / "last.pt")
+    ck["config"]["train"]["tasks"] = 8  # same run, longer horizon: resume continues the same stream
+    save_checkpoint(tmp_path / "cut" / "last.pt", {k: v for k, v in ck.items() if k != "format_version"})
+    Trainer(cfg, tmp_path / "cut", log=lambda *a: None, clips=fake_clips()).fit()
+    full = load_checkpoint(tmp_path / "full" / "last.pt")["model"]
+    resumed = load_checkpoint(tmp_path / "cut" / "last.pt")["model"]
+    assert all(torch.equal(full[k], resumed[k]) for k in full)
+
+
+def test_corrupt_checkpoint_is_reported_not_loaded(tmp_path):
+    save_checkpoint(tmp_path / "c.pt", {"model": {"w": torch.ones(3)}, "config": {}})
+    data = (tmp_path / "c.pt").read_bytes()
+    (tmp_path / "c.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(FsarError, match="corrupt or truncated"):
+        load_checkpoint(tmp_path / "c.pt")
+    (tmp_path / "c.pt.sha256").unlink()
+    with pytest.raises(FsarError, match="cannot read checkpoint"):
+        load_checkpoint(tmp_path / "c.pt")
+
+
+@pytest.mark.parametrize("method", ["protonet", "otam"])
+def test_cached_evaluation_equals_naive(method):
+    from fsar.engine.build import build_model
+
+    cfg = make_cfg(f"model.name={method}")
+    clips = fake_clips()["test"]
+    torch.manual_seed(0)
+    model = build_model(cfg, num_train_classes=8)
+    episodes = EpisodeSampler(clips.labels, 5, 1, 1, seed=3).take(12)
+    naive = evaluate_naive(
+        model,
+        episode_loader(EpisodeDataset(clips, lambda i: episodes[i], 12, False, 0), 0),
+        torch.device("cpu"),
+    )
+    cached = evaluate_cached(model, clips, episodes, torch.device("cpu"), batch_videos=7, progress=False)
+    assert [r.predictions for r in naive] == [r.predictions for r in cached]
+    assert [r.correct for r in naive] == [r.correct for r in cached]

@@ -12,7 +12,8 @@ See ``/work/shared/specs/ta2n.md`` §2 (backbone, dropout), §3 (TA2N) and §4 (
 - ``loss``: cross-entropy **summed** over the queries (``loss_reduction="sum"``); the trainer divides by the
   number of tasks per update.
 
-The shot is read from the support labels at each episode. The logit LayerNorm (``logit_norm``) always exists,
+The shot is read from each episode's support labels (or fixed with ``shot=``). Registered as ``"ta2n"`` in
+``fsar.models.registry.MODELS``. The logit LayerNorm (``logit_norm``) always exists,
 as in the original (so its checkpoints load with ``strict=True``), and is applied only with ``dist_norm=True``.
 """
 
@@ -25,6 +26,7 @@ from torch import Tensor, nn
 
 from fsar.data.batch import ClipBatch
 from fsar.models.base import Features, FewShotClassifier
+from fsar.models.registry import MODELS
 from fsar.models.ta2n.distance import timewise_cos
 from fsar.models.ta2n.module import TA2N, TA2NDiagnostics
 
@@ -36,8 +38,10 @@ class TA2NClassifier(FewShotClassifier):
 
     Args:
         backbone: frames [N, 3, H, W] -> maps [N, C, h, w]; its ``out_channels`` gives C unless ``dim`` is given.
-        seq_len: frames per clip (T).
+        num_frames: frames per clip (T).
         way: classes per episode; size of the (optional) logit LayerNorm.
+        shot: shots per class. None (default) reads it from each episode's support labels; an int makes
+            episodes with another shot an error (the original fixed the shot at construction).
         dim: (C, C') for TA2N; default (out_channels, out_channels).
         dropout: element-wise dropout on the backbone maps (faithful 0.5).
         loss_reduction: ``"sum"`` (faithful) or ``"mean"`` over the queries.
@@ -49,8 +53,9 @@ class TA2NClassifier(FewShotClassifier):
         self,
         backbone: nn.Module | None = None,
         *,
-        seq_len: int = 8,
+        num_frames: int = 8,
         way: int = 5,
+        shot: int | None = None,
         dim: tuple[int, int] | None = None,
         dropout: float = 0.5,
         loss_reduction: str = "sum",
@@ -69,18 +74,17 @@ class TA2NClassifier(FewShotClassifier):
                     "TA2NClassifier needs dim=(C, C') or a backbone with an `out_channels` attribute"
                 )
             dim = (int(channels), int(channels))
-        if "shot" in ta2n_options:
-            raise ValueError(
-                "TA2NClassifier reads the shot from each episode's support labels; do not pass shot"
-            )
-        self.seq_len = int(seq_len)
+        if shot is not None and int(shot) < 1:
+            raise ValueError(f"shot must be >= 1 or None; got {shot}")
+        self.shot = None if shot is None else int(shot)
+        self.num_frames = int(num_frames)
         self.num_ways = int(way)
         self.loss_reduction = loss_reduction
         self.dist_norm = bool(dist_norm)
         self.feature_dropout = nn.Dropout(p=float(dropout))
         self.ta2n = TA2N(
-            T=self.seq_len,
-            shot=1,
+            T=self.num_frames,
+            shot=self.shot or 1,
             dim=dim,
             first_stage=first_stage,
             second_stage=second_stage,
@@ -97,9 +101,9 @@ class TA2NClassifier(FewShotClassifier):
     def encode(self, batch: ClipBatch) -> dict[str, Tensor]:
         """``{"maps": TTM-aligned maps (B, C, T, h, w), "theta": (B, 2)}`` (no "theta" without TTM)."""
         frames = batch.frames
-        if frames.dim() != 5 or frames.shape[1] != self.seq_len:
+        if frames.dim() != 5 or frames.shape[1] != self.num_frames:
             raise ValueError(
-                f"TA2NClassifier expects frames [B, T={self.seq_len}, 3, H, W]; got {tuple(frames.shape)}"
+                f"TA2NClassifier expects frames [B, T={self.num_frames}, 3, H, W]; got {tuple(frames.shape)}"
             )
         maps = self.frame_features(frames)
         if maps.dim() != 5:
@@ -121,6 +125,11 @@ class TA2NClassifier(FewShotClassifier):
     # -- pairwise part ------------------------------------------------------------------------------------
     def process_support_set(self, support: Features, support_labels: Tensor) -> None:
         way, shot = self.check_class_major(support_labels)
+        if self.shot is not None and shot != self.shot:
+            raise ValueError(
+                f"TA2NClassifier was built for shot={self.shot}; this support set has shot={shot} "
+                "(build it with shot=None to read the shot from each episode)"
+            )
         maps = self._maps(support)
         if maps.shape[0] != support_labels.numel():
             raise ValueError(
@@ -145,7 +154,7 @@ class TA2NClassifier(FewShotClassifier):
             logits = self.logit_norm(logits)
         query_theta = query.get("theta") if isinstance(query, dict) else None
         self.last_diagnostics = TA2NDiagnostics(
-            num_frames=self.seq_len,
+            num_frames=self.num_frames,
             shot=self._shot,
             theta_support=None if self._support_theta is None else self._support_theta.detach(),
             theta_query=None if query_theta is None else query_theta.detach(),
@@ -159,3 +168,6 @@ class TA2NClassifier(FewShotClassifier):
     def loss(self, logits: Tensor, query_labels: Tensor, **context: Any) -> Tensor:
         """Cross-entropy over the queries, summed (faithful) or averaged (``loss_reduction``)."""
         return F.cross_entropy(logits, query_labels, reduction=self.loss_reduction)
+
+
+MODELS.register("ta2n")(TA2NClassifier)

@@ -43,3 +43,7 @@ class TrackFileError(FsarError):
 
 class DataLayoutError(FsarError):
     """A dataset folder (videos root, split-files folder) is missing or does not hold the expected files."""
+
+
+class OutputDirError(FsarError):
+    """An output folder cannot be used as asked: it is not empty and is not an earlier run of the same job."""

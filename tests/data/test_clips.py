@@ -82,11 +82,14 @@ def test_missing_and_unreadable_videos_raise(videos, tmp_path):
 
 def test_frame_count_is_decoded_once_per_loader(videos):
     loader = make_loader()
-    loader.load(videos["long"], False, rng())
-    video = loader.open(videos["long"])
-    assert video._num_frames == 20  # cached on the loader's Video object
-    loader.load(videos["long"], False, rng())
-    assert video.last_decode_stats["frames"] == 19  # the second load decoded only up to frame 18
+    first = loader.open(videos["long"])
+    loader.load_video(first, False, rng())
+    assert first.last_decode_stats["frames"] == 19  # the sampled frames (up to index 18), after a full count
+    again = loader.open(videos["long"])
+    assert again.num_frames == 20 and again.last_decode_stats["frames"] == 0  # count remembered: no decode
+    clip = loader.load_video(again, False, rng())
+    assert clip.num_frames_in_video == 20 and again.last_decode_stats["frames"] == 19
+    assert make_loader().open(videos["long"]).last_decode_stats == {"frames": 0, "packets": 0}
 
 
 def test_make_clip_batch(videos):

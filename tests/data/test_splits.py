@@ -44,6 +44,8 @@ def test_read_split_list_basic_and_spaces_in_class(tmp_path):
     assert [(e.class_name, e.video) for e in read_split_list(crlf)] == [("a", "1"), ("b", "2")]
     no_final_newline = write(tmp_path / "nf.txt", "a/1\nb/2")
     assert len(read_split_list(no_final_newline)) == 2
+    bom = write(tmp_path / "bom.txt", "\ufeffa/1\n")
+    assert read_split_list(bom)[0].class_name == "a"
 
 
 @pytest.mark.parametrize(

@@ -158,3 +158,12 @@ def test_frame_folder_errors(tmp_path, source):
     np.testing.assert_array_equal(v.frames([0]).shape, (1, 48, 64, 3))
     with pytest.raises(VideoError, match=r"img_2\.jpg: unreadable frame image"):
         v.frames([0, 1])
+
+
+def test_known_frame_count_skips_the_counting_decode(encoded):
+    v = open_video(encoded, num_frames=T)
+    assert v.num_frames == T and v.last_decode_stats["frames"] == 0
+    wrong = open_video(encoded, num_frames=T + 5)  # a stale count: reading past the end still fails cleanly
+    with pytest.raises(IndexError, match=rf"0\.\.{T - 1}"):
+        wrong.frames([T + 2])
+    assert wrong.num_frames == T

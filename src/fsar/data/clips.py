@@ -39,8 +39,8 @@ class LoadedClip:
 class ClipLoader:
     """Sample ``num_frames`` frames with ``sampler`` and transform them (train or test transform).
 
-    The loader remembers each opened ``Video`` by path (per loader object), so the exact frame count of an encoded
-    video, which costs one full decode, is computed once.
+    The loader remembers the frame count of each video it opened (per loader object, a few bytes per video), so the
+    exact count of an encoded video, which costs one full decode, is computed once.
     """
 
     def __init__(
@@ -56,7 +56,7 @@ class ClipLoader:
         self.sampler = sampler
         self.transform_train = transform_train
         self.transform_test = transform_test
-        self._videos: dict[Path, Video] = {}
+        self._frame_counts: dict[Path, int] = {}
 
     def open(self, record) -> Video:
         """The ``Video`` of a ``VideoRecord`` (or anything with ``path``, ``class_name``, ``video_id``, ``line``)."""
@@ -73,16 +73,13 @@ class ClipLoader:
 
     def open_path(self, path: str | Path) -> Video:
         path = Path(path)
-        video = self._videos.get(path)
-        if video is None:
-            video = open_video(path)
-            self._videos[path] = video
-        return video
+        return open_video(path, num_frames=self._frame_counts.get(path))
 
     def load_video(self, video: Video, train: bool, rng: np.random.Generator) -> LoadedClip:
         """Sample, read and transform a clip of an opened video; random choices come from ``rng`` only
         (frame indices first, then the transform's crop and flip)."""
         n = video.num_frames
+        self._frame_counts[Path(video.path)] = n
         indices = np.asarray(self.sampler(n, self.num_frames, train, rng), dtype=np.int64)
         if indices.shape != (self.num_frames,):
             raise ValueError(f"frame sampler returned shape {indices.shape}, expected ({self.num_frames},)")

@@ -65,7 +65,7 @@ def _read_text(path: Path) -> str:
     if not path.is_file():
         raise SplitFormatError(f"{path}: split file not found; check the splits folder")
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # a UTF-8 byte-order mark is dropped
     except UnicodeDecodeError as exc:
         raise SplitFormatError(f"{path}: not UTF-8 text ({exc}); re-save the file as UTF-8") from None
 

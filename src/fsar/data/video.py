@@ -103,13 +103,16 @@ class EncodedVideo(Video):
     "packets": demuxed packets}``; tests use it to check that only the needed prefix is decoded.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, num_frames: int | None = None) -> None:
         self.path = Path(path)
         if not self.path.exists():
             raise VideoError(self.path, "video file not found; check the path / dataset root")
         if not self.path.is_file():
             raise VideoError(self.path, "not a regular file; expected a video file or a frame folder")
-        self._num_frames: int | None = None
+        if num_frames is not None and int(num_frames) < 1:
+            raise ValueError(f"{self.path}: a known frame count must be >= 1, got {num_frames}")
+        # `num_frames`: a count found earlier by decoding this same file (e.g. cached by a ClipLoader).
+        self._num_frames: int | None = None if num_frames is None else int(num_frames)
         self.last_decode_stats: dict[str, int] = {"frames": 0, "packets": 0}
         container = self._open()
         try:
@@ -290,8 +293,12 @@ class FrameFolderVideo(Video):
         return np.stack([got[int(i)] for i in idx])
 
 
-def open_video(path: str | Path) -> Video:
-    """A ``FrameFolderVideo`` for a directory, an ``EncodedVideo`` for a file with a video extension."""
+def open_video(path: str | Path, num_frames: int | None = None) -> Video:
+    """A ``FrameFolderVideo`` for a directory, an ``EncodedVideo`` for a file with a video extension.
+
+    ``num_frames`` passes on a frame count already found by decoding the same file (encoded files only), which
+    saves the counting decode; frame folders are always counted by listing.
+    """
     p = Path(path)
     if not p.exists():
         raise VideoError(p, "no such video file or frame folder; check the path / dataset root")
@@ -303,4 +310,4 @@ def open_video(path: str | Path) -> Video:
             f"unsupported file extension {p.suffix!r}; expected a frame folder or one of "
             f"{', '.join(VIDEO_EXTENSIONS)}",
         )
-    return EncodedVideo(p)
+    return EncodedVideo(p, num_frames=num_frames)

@@ -3,8 +3,10 @@
 - ``make_frames(T, H, W, seed)``: smooth RGB frames (gradient background, a moving soft blob) whose **blue channel
   mean encodes the frame index** (``BLUE_BASE + BLUE_STEP * i`` before the blob), so a test can tell which source
   frame a decoded frame came from, even after lossy compression.
-- ``write_encoded_video(path, frames, codec="mpeg4" | "libx264", fps=...)``: encode with PyAV. mpeg4 is written at
-  a high bit rate, libx264 at crf 0; both give a mean absolute error of about 1-2 grey levels on ``make_frames``.
+- ``write_encoded_video(path, frames, codec="mpeg4" | "libx264" | "libvpx-vp9", fps=...)``: encode with PyAV
+  (the container follows the suffix: .mp4, .webm, .mkv, .avi). mpeg4 is written at a high bit rate, libx264 at
+  crf 0, VP9 lossless; with yuv420p chroma all give a mean absolute error of about 1.5 grey levels on
+  ``make_frames``.
 - ``write_frame_folder(dir, frames, pattern="img_{i}.jpg", start=1)``: one image per frame with OpenCV (JPEG
   quality 95; PNG is lossless), numbered from ``start`` without zero padding, so natural sort matters.
 """
@@ -56,7 +58,7 @@ def write_encoded_video(
         raise ValueError(f"H and W must be even for {pix_fmt}, got {frames.shape[1:3]}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    options = {"crf": "0"} if codec == "libx264" else {}
+    options = {"libx264": {"crf": "0"}, "libvpx-vp9": {"lossless": "1"}}.get(codec, {})
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=fps, options=options)
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt

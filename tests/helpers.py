@@ -46,9 +46,15 @@ def frame_index_from_blue(frames: np.ndarray) -> np.ndarray:
 
 
 def write_encoded_video(
-    path: str | Path, frames: np.ndarray, codec: str = "mpeg4", fps: int = 25, pix_fmt: str = "yuv420p"
+    path: str | Path,
+    frames: np.ndarray,
+    codec: str = "mpeg4",
+    fps: int = 25,
+    pix_fmt: str = "yuv420p",
+    options: dict[str, str] | None = None,
 ) -> Path:
-    """Encode uint8 RGB ``frames [T, H, W, 3]`` (H and W even) into ``path`` with PyAV; returns the path."""
+    """Encode uint8 RGB ``frames [T, H, W, 3]`` (H and W even) into ``path`` with PyAV; returns the path.
+    ``options`` replaces the codec options chosen here (e.g. ``{"crf": "18"}`` for x264 with B-frames)."""
     import av
 
     frames = np.asarray(frames)
@@ -58,7 +64,8 @@ def write_encoded_video(
         raise ValueError(f"H and W must be even for {pix_fmt}, got {frames.shape[1:3]}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    options = {"libx264": {"crf": "0"}, "libvpx-vp9": {"lossless": "1"}}.get(codec, {})
+    if options is None:
+        options = {"libx264": {"crf": "0"}, "libvpx-vp9": {"lossless": "1"}}.get(codec, {})
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=fps, options=options)
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt

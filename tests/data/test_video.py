@@ -60,6 +60,18 @@ def test_encoded_decodes_only_the_needed_prefix(encoded):
     assert v.last_decode_stats["frames"] == 11
 
 
+def test_b_frames_are_returned_in_presentation_order(tmp_path, source):
+    import av
+
+    path = write_encoded_video(tmp_path / "b.mp4", source, codec="libx264", options={"crf": "18", "bf": "3"})
+    with av.open(str(path)) as c:
+        assert c.streams.video[0].codec_context.has_b_frames  # decode order differs from display order
+    v = open_video(path)
+    idx = [7, 3, 15, 0]
+    np.testing.assert_array_equal(frame_index_from_blue(v.frames(idx)), idx)
+    assert v.last_decode_stats["frames"] == 16
+
+
 def test_encoded_out_of_range_index_names_file_and_range(encoded):
     v = open_video(encoded)
     with pytest.raises(IndexError, match=rf"{encoded.name}.*0\.\.{T - 1}"):

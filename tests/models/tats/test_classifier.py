@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import inspect
 
 import pytest
 import torch
@@ -161,13 +161,23 @@ def test_clear_errors(episode):
         TATsClassifier(nn.Identity(), num_frames=T)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("fsar.models.registry") is None, reason="fsar.models.registry is not written yet"
-)
-def test_registered_as_tats():
-    from fsar.models.registry import MODELS
+def test_registered_as_tats_with_an_inspectable_signature():
+    from fsar.models import MODELS
 
     model = MODELS.create(
         "tats", backbone=Patchify(), num_frames=T, num_points=N, num_classes=7, num_heads=4, grid_size=G
     )
-    assert isinstance(model, TATsClassifier)
+    assert isinstance(model, TATsClassifier) and model.tats.time_pos.shape == (1, T, D)
+    # the engine passes num_frames / num_classes only to methods whose signature names them
+    params = inspect.signature(TATsClassifier).parameters
+    assert {"num_frames", "num_classes", "num_points", "grid_size"} <= set(params)
+
+
+def test_param_groups_for_the_engine():
+    model = make_model()
+    faithful = model.param_groups(weight_decay=0.5)
+    assert faithful[1]["params"] == [model.tats.cls_token]
+    n_trainable = sum(1 for p in model.parameters() if p.requires_grad)
+    assert len(faithful[0]["params"]) + 1 == n_trainable  # the frozen backbone is left out
+    modern = make_model(faithful_weight_decay=False).param_groups(weight_decay=0.05)
+    assert modern[0]["weight_decay"] == 0.05 and len(modern[1]["params"]) > 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fsar.models.tats import tats_lr, tats_lr_lambda, tats_param_groups
+from fsar.models.tats import tats_lr, tats_lr_lambda, tats_lr_multiplier, tats_param_groups
 
 from .helpers import build_model
 
@@ -19,6 +19,7 @@ def test_lr_schedule_values():
     assert all(tats_lr(e) == pytest.approx(1e-6) for e in range(40, 50))
     with pytest.raises(ValueError, match="outside the schedule"):
         tats_lr(50)
+    assert tats_lr_multiplier(1) == pytest.approx(0.208) and tats_lr_multiplier(45) == pytest.approx(0.01)
 
 
 def test_lr_lambda_drives_lambda_lr():

@@ -12,7 +12,7 @@ from fsar.models.tats.convert import convert_reference_state_dict
 from fsar.models.tats.head import bi_mhm_distance, frame_descriptors
 from fsar.models.tats.losses import label_smoothed_cross_entropy, tats_loss
 from fsar.models.tats.model import TATs, TATsOutput
-from fsar.models.tats.recipe import tats_lr, tats_lr_lambda, tats_param_groups
+from fsar.models.tats.recipe import tats_lr, tats_lr_lambda, tats_lr_multiplier, tats_param_groups
 
 __all__ = [
     "TATs",
@@ -25,5 +25,6 @@ __all__ = [
     "tats_loss",
     "tats_lr",
     "tats_lr_lambda",
+    "tats_lr_multiplier",
     "tats_param_groups",
 ]

@@ -15,9 +15,11 @@ from torch import Tensor, nn
 
 from fsar.data.batch import ClipBatch
 from fsar.models.base import FewShotClassifier
+from fsar.models.registry import MODELS
 from fsar.models.tats.head import POINT_AVERAGES, class_prototypes, few_shot_logits, frame_descriptors
 from fsar.models.tats.losses import tats_loss
 from fsar.models.tats.model import TATs
+from fsar.models.tats.recipe import tats_param_groups
 
 
 class TATsClassifier(FewShotClassifier):
@@ -33,8 +35,10 @@ class TATsClassifier(FewShotClassifier):
             ``"existing"`` (only points that exist; see :mod:`fsar.models.tats.head`).
         temperature, eps: logits ``-bi_mhm / temperature``, cosine epsilon (1.0, 0.01).
         class_loss_weight, q2s_loss_weight, label_smoothing: the loss (1.0, 1.0, 0.1).
-        Other keyword arguments are those of :class:`TATs` (num_frames, num_points, num_classes, depth,
-        num_heads, mlp_ratio, grid_size, sampling, mask_occluded, init_seed).
+        faithful_weight_decay: how :meth:`param_groups` splits the parameters (see
+            :func:`fsar.models.tats.recipe.tats_param_groups`).
+        num_frames, num_points, num_classes, depth, num_heads, mlp_ratio, grid_size, sampling, mask_occluded,
+        init_seed: those of :class:`TATs`.
 
     ``encode(batch)`` needs ``batch.tracks`` and ``batch.query_mask`` (and ``batch.visibility`` with
     ``mask_occluded``) and returns ``{"tokens": [B, T, N, D], "cls_logits": [B, C], "point_mask": [B, T, N]}``
@@ -45,6 +49,16 @@ class TATsClassifier(FewShotClassifier):
         self,
         backbone: nn.Module,
         feat_dim: int | None = None,
+        num_frames: int = 8,
+        num_points: int | None = 256,
+        num_classes: int = 64,
+        depth: int = 1,
+        num_heads: int = 8,
+        mlp_ratio: float = 4.0,
+        grid_size: int = 16,
+        sampling: str = "nearest_reference",
+        mask_occluded: bool = False,
+        init_seed: int = 0,
         freeze_backbone: bool = True,
         point_average: str = "all",
         temperature: float = 1.0,
@@ -52,7 +66,7 @@ class TATsClassifier(FewShotClassifier):
         class_loss_weight: float = 1.0,
         q2s_loss_weight: float = 1.0,
         label_smoothing: float = 0.1,
-        **tats_kwargs: Any,
+        faithful_weight_decay: bool = True,
     ) -> None:
         super().__init__(backbone)
         if feat_dim is None:
@@ -63,7 +77,20 @@ class TATsClassifier(FewShotClassifier):
             raise ValueError(f"unknown point_average {point_average!r}; expected one of {POINT_AVERAGES}")
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0; got {temperature}")
-        self.tats = TATs(feat_dim=int(feat_dim), **tats_kwargs)
+        self.tats = TATs(
+            feat_dim=int(feat_dim),
+            num_frames=num_frames,
+            num_points=num_points,
+            num_classes=num_classes,
+            depth=depth,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            grid_size=grid_size,
+            sampling=sampling,
+            mask_occluded=mask_occluded,
+            init_seed=init_seed,
+        )
+        self.faithful_weight_decay = faithful_weight_decay
         self.freeze_backbone = freeze_backbone
         self.point_average = point_average
         self.temperature = temperature
@@ -81,6 +108,10 @@ class TATsClassifier(FewShotClassifier):
         if self.freeze_backbone:
             self.backbone.eval()
         return self
+
+    def param_groups(self, weight_decay: float = 0.5) -> list[dict[str, Any]]:
+        """AdamW groups of the trainable parameters (used by ``fsar.engine.build.build_optimizer``)."""
+        return tats_param_groups(self, weight_decay=weight_decay, faithful=self.faithful_weight_decay)
 
     # -- per-video part --------------------------------------------------------------------------------
     def patch_grid(self, frames: Tensor) -> Tensor:
@@ -149,3 +180,6 @@ class TATsClassifier(FewShotClassifier):
             q2s_weight=self.q2s_loss_weight,
             smoothing=self.label_smoothing,
         )
+
+
+MODELS.register("tats")(TATsClassifier)

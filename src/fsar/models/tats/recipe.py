@@ -79,3 +79,6 @@ def tats_lr(
 def tats_lr_lambda(epoch: float, base_lr: float = 1e-4, **schedule: Any) -> float:
     """``tats_lr(epoch) / base_lr``: the multiplier for ``torch.optim.lr_scheduler.LambdaLR`` (stepped per epoch)."""
     return tats_lr(epoch, base_lr=base_lr, **schedule) / base_lr
+
+
+tats_lr_multiplier = tats_lr_lambda  # the name used by fsar.engine.build.lr_multiplier (schedule "tats")

@@ -14,8 +14,10 @@ query frame, occlusion accuracy). A query lying outside the frame by rounding is
 
 Usage::
 
-    python benchmarks/bench_trackers.py --synthetic DIR --tracker lk [--tracker lk --tracker-option lk:fb_threshold=2]
+    python benchmarks/bench_trackers.py --synthetic DIR [--tracker lk] [--tracker lk:fb_threshold=2.0,win_size=21]
         [--limit N] [--out DIR]
+
+Each ``--tracker NAME[:KEY=VALUE,...]`` is one row (values are JSON if they parse, else strings).
 
 writes ``OUT/bench_trackers.json`` and ``OUT/bench_trackers.md``.
 """
@@ -131,26 +133,32 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _option(text: str) -> tuple[str, str, Any]:
-    tracker, sep, rest = text.partition(":")
-    key, sep2, value = rest.partition("=")
-    if not sep or not sep2:
-        raise argparse.ArgumentTypeError(f"expected TRACKER:KEY=VALUE, got {text!r}")
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError:
-        parsed = value
-    return tracker, key, parsed
+def parse_tracker_spec(text: str) -> tuple[str, dict[str, Any]]:
+    """``"lk:fb_threshold=2.0,win_size=21"`` -> ``("lk", {"fb_threshold": 2.0, "win_size": 21})``."""
+    name, _, rest = text.partition(":")
+    options: dict[str, Any] = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"expected NAME[:KEY=VALUE,...], got {text!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    if not name:
+        raise argparse.ArgumentTypeError(f"expected NAME[:KEY=VALUE,...], got {text!r}")
+    return name, options
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--synthetic", required=True, type=Path, help="a `fsar synth --out` folder")
     parser.add_argument(
-        "--tracker", action="append", default=None, help="tracker name (repeatable; default lk)"
-    )
-    parser.add_argument(
-        "--tracker-option", action="append", default=[], type=_option, help="TRACKER:KEY=VALUE (repeatable)"
+        "--tracker",
+        action="append",
+        default=None,
+        type=parse_tracker_spec,
+        help="NAME[:KEY=VALUE,...], repeatable, one table row each (default: lk)",
     )
     parser.add_argument("--limit", type=int, default=None, help="only the first N videos (sorted by path)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_trackers"), help="output folder")
@@ -163,8 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no trajectories found under {args.synthetic / 'trajectories'}", file=sys.stderr)
         return 1
     results = []
-    for name in args.tracker or ["lk"]:
-        options = {key: value for tracker, key, value in args.tracker_option if tracker == name}
+    for name, options in args.tracker or [("lk", {})]:
         results.append(bench_tracker(name, options, pairs))
     report = {
         "synthetic": str(args.synthetic),

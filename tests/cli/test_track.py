@@ -28,7 +28,7 @@ def videos(tmp_path):
 def test_folder_mode_tracks_reports_failures_and_skips_on_rerun(videos, tmp_path, capsys):
     out = tmp_path / "tracks"
     code = main(
-        ["track", "--videos", str(videos), "--out", str(out), "--tracker-option", "fb_threshold=2.0", *FAST]
+        ["track", "--videos", str(videos), "--out", str(out), "--tracker-option", "fb_threshold=1.5", *FAST]
     )
     captured = capsys.readouterr()
     assert code == 1
@@ -36,13 +36,13 @@ def test_folder_mode_tracks_reports_failures_and_skips_on_rerun(videos, tmp_path
     assert "FAILED" in captured.err and "bad.mp4" in captured.err
     assert "bad.mp4" in (out / "errors.txt").read_text()
     track_file = TrackFile.load(out / "jump" / "v1.npz")
-    assert track_file.tracker == "lk" and track_file.params["tracker"]["fb_threshold"] == 2.0
+    assert track_file.tracker == "lk" and track_file.params["tracker"]["fb_threshold"] == 1.5
     assert track_file.sampled_indices.shape == (8,) and track_file.num_points_total == 7 * 16
     np.testing.assert_array_equal(track_file.timeline, np.arange(10))
 
     (videos / "sit" / "bad.mp4").unlink()
     code = main(
-        ["track", "--videos", str(videos), "--out", str(out), "--tracker-option", "fb_threshold=2.0", *FAST]
+        ["track", "--videos", str(videos), "--out", str(out), "--tracker-option", "fb_threshold=1.5", *FAST]
     )
     assert code == 0
     assert "0 tracked, 2 already complete, 0 failed" in capsys.readouterr().out

@@ -49,6 +49,29 @@ def test_lk_is_accurate_on_translations_and_outputs_are_written(bench, tmp_path)
     assert "| lk |" in table and "<16px" in table
 
 
+def test_tracker_specs_give_one_row_each(bench, tmp_path):
+    assert bench.parse_tracker_spec("lk:fb_threshold=2.0,win_size=21") == (
+        "lk",
+        {"fb_threshold": 2.0, "win_size": 21},
+    )
+    assert bench.parse_tracker_spec("lk") == ("lk", {})
+    make_synthetic(tmp_path / "syn", "a", (1.0, 0.0))
+    out = tmp_path / "out"
+    argv = [
+        "--synthetic",
+        str(tmp_path / "syn"),
+        "--out",
+        str(out),
+        "--tracker",
+        "lk",
+        "--tracker",
+        "lk:win_size=7",
+    ]
+    assert bench.main(argv) == 0
+    results = json.loads((out / "bench_trackers.json").read_text())["results"]
+    assert [r["params"]["win_size"] for r in results] == [15, 7]
+
+
 def test_queries_start_at_the_first_visible_frame_and_are_clamped(bench):
     points = np.array([[[5.0, 5.0], [-0.2, 3.0]], [[6.0, 5.0], [0.5, 3.0]]], np.float32)
     visible = np.array([[False, True], [True, True]])

@@ -48,8 +48,8 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--split-names",
-        default="train,val,test",
-        help="benchmark mode: comma-separated splits to track (default: train,val,test)",
+        default=None,
+        help="benchmark mode: comma-separated splits to track (default: every split the benchmark has)",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder for the .npz files")
     p.add_argument("--tracker", default="lk", help="tracker name: lk (default, OpenCV) or cotracker")
@@ -113,7 +113,11 @@ def _benchmark_jobs(args: argparse.Namespace, out_dir):
         splits, root = root / "splits", root / "videos"
     bench = load_benchmark(args.benchmark, root=root, splits_dir=splits, split_id=args.split_id)
     records, missing = [], []
-    for name in [s.strip() for s in args.split_names.split(",") if s.strip()]:
+    if args.split_names:
+        names = [s.strip() for s in args.split_names.split(",") if s.strip()]
+    else:
+        names = list(getattr(bench, "available_splits", ("train", "val", "test")))
+    for name in names:
         for record in bench.split(name).records:
             (missing if record.path is None else records).append(record)
     return record_jobs(records, root, out_dir), missing
@@ -167,7 +171,8 @@ def run(args: argparse.Namespace) -> int:
         jobs, settings, workers=args.workers, progress=not args.no_progress, overwrite=args.overwrite
     )
     for record in missing:
-        report.failed.append((Path(str(record.video_id)), "video missing under the benchmark root"))
+        entry = getattr(record, "entry", record.video_id)
+        report.failed.append((Path(str(entry)), "video missing under the benchmark root"))
     error_file = write_error_report(report, out_dir)
     print(f"fsar track: {report.summary()}; outputs in {out_dir}")
     if report.failed:

@@ -133,3 +133,19 @@ def test_benchmark_mode_uses_the_benchmark_records(videos, tmp_path, capsys, mon
     capsys.readouterr()
     assert main([*argv, "--split-names", "train,test", *FAST]) == 0
     assert "2 already complete" in capsys.readouterr().out
+
+
+def test_benchmark_mode_on_the_real_synthetic_benchmark(tmp_path, capsys):
+    syn = tmp_path / "syn"
+    synth = ["synth", "--out", str(syn), "--preset", "tiny", "--classes", "6", "--videos-per-class", "2"]
+    assert main([*synth, "--quiet", "--workers", "1"]) == 0
+    out = tmp_path / "tracks"
+    assert main(["track", "--benchmark", "synthetic", "--root", str(syn), "--out", str(out), *FAST]) == 0
+    videos = sorted((syn / "videos").rglob("*.mp4"))
+    outputs = sorted(out.rglob("*.npz"))
+    assert len(outputs) == len(videos) == 12
+    assert [p.relative_to(out).with_suffix("") for p in outputs] == [
+        p.relative_to(syn / "videos").with_suffix("") for p in videos
+    ]
+    track_file = TrackFile.load(outputs[0])
+    assert track_file.video_id == outputs[0].stem  # the benchmark's video id seeds the subset

@@ -108,3 +108,48 @@ def test_cached_evaluation_equals_naive(method):
     cached = evaluate_cached(model, clips, episodes, torch.device("cpu"), batch_videos=7, progress=False)
     assert [r.predictions for r in naive] == [r.predictions for r in cached]
     assert [r.correct for r in naive] == [r.correct for r in cached]
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_then_resume_gives_bit_identical_weights(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.engine.resume_worker", str(run), "0.4"], cwd=root, env=env
+    )
+    deadline = time.time() + 120
+    tasks_done = 0
+    while time.time() < deadline and proc.poll() is None:
+        if (run / "last.pt").exists():
+            try:
+                tasks_done = load_checkpoint(run / "last.pt")["trainer_state"]["tasks_done"]
+            except FsarError:
+                tasks_done = 0  # caught mid-replace: try again
+            if 2 <= tasks_done < 12:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 2 <= tasks_done < 12, "the run finished before it could be interrupted"
+    # resume in the same folder, then compare with an uninterrupted run
+    subprocess.run(
+        [sys.executable, "-m", "tests.engine.resume_worker", str(run), "0"], cwd=root, env=env, check=True
+    )
+    subprocess.run(
+        [sys.executable, "-m", "tests.engine.resume_worker", str(tmp_path / "full"), "0"],
+        cwd=root,
+        env=env,
+        check=True,
+    )
+    a = load_checkpoint(run / "last.pt")
+    b = load_checkpoint(tmp_path / "full" / "last.pt")
+    assert a["trainer_state"]["tasks_done"] == 12
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in b["model"])

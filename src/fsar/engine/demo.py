@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from fsar.errors import ConfigError
+from fsar.errors import ConfigError, FsarError
 
 
 def format_results_table(rows: list[dict]) -> str:
@@ -37,15 +37,27 @@ def run_demo(
     from fsar.engine.trainer import Trainer
 
     out = Path(out)
-    methods = methods or ["protonet", "otam"]
+    methods = methods or ["protonet", "otam", "ta2n", "tats"]
     synth_dir = out / f"synthetic_{preset}"
     t0 = time.perf_counter()
     generate_synthetic(synth_dir, SynthConfig.preset(preset))
     log(f"synthetic benchmark ready in {synth_dir} ({time.perf_counter() - t0:.0f} s)")
+    tracks_dir = synth_dir / "tracks_lk"
+    if "tats" in methods:
+        from fsar.cli.main import main as fsar_main
+
+        t0 = time.perf_counter()
+        argv = ["track", "--benchmark", "synthetic", "--root", str(synth_dir), "--out", str(tracks_dir)]
+        argv += ["--grid", "8", "--points", "64", "--workers", "2", "--no-progress"]
+        if fsar_main(argv) != 0:
+            raise FsarError(f"point tracking failed; see {tracks_dir / 'errors.txt'}")
+        log(f"LK point tracks ready in {tracks_dir} ({time.perf_counter() - t0:.0f} s)")
     rows = []
     for method in methods:
         preset_name = f"demo_{method}" if preset == "default" else f"demo_{method}_tiny"
         extra = [f"data.root={synth_dir}", f"train.seed={seed}"]
+        if method == "tats":
+            extra.append(f"data.tracks={tracks_dir}")
         if tasks is not None:
             extra.append(f"train.tasks={tasks}")
         if episodes is not None:

@@ -25,7 +25,7 @@ def inside_shape(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     if shape == "circle":
         return u * u + v * v <= 1.0
     if shape == "square":
-        return (np.abs(u) <= 0.78) & (np.abs(v) <= 0.78)
+        return (np.abs(u) <= 0.7) & (np.abs(v) <= 0.7)
     if shape == "triangle":  # pointing up (towards -v), circumradius 1
         return _regular_polygon(u, v, 3, 0.5, np.pi / 2)
     if shape == "hexagon":
@@ -34,7 +34,7 @@ def inside_shape(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         return np.abs(u) + np.abs(v) <= 1.0
     if shape == "cross":
         au, av = np.abs(u), np.abs(v)
-        return ((au <= 0.95) & (av <= 0.36)) | ((au <= 0.36) & (av <= 0.95))
+        return ((au <= 0.93) & (av <= 0.34)) | ((au <= 0.34) & (av <= 0.93))
     if shape == "star":  # five points, one pointing up
         r = np.sqrt(u * u + v * v)
         phase = np.mod(np.arctan2(v, u) * 5 / (2 * np.pi) + 0.25, 1.0)

@@ -185,3 +185,19 @@ def test_offset_scale_bounds_offsets():
         model.acm.offset_net.fc2.bias.fill_(50.0)  # tanh saturates at 1
     _, offsets = model(*episode(2, 1, 2, C, dtype=torch.float32))
     torch.testing.assert_close(offsets, torch.full_like(offsets, 0.1))
+
+
+def test_non_square_maps_fast_equals_reference():
+    outs = []
+    support, query = episode(3, 1, 2, C, h=5, w=6)
+    for impl in ("fast", "reference"):
+        torch.manual_seed(0)
+        model = TA2N(T=8, shot=1, dim=(C, C), impl=impl).double().train()
+        randomise_final_layers(model)
+        s = support.clone().requires_grad_()
+        pairs, offsets = model(s, query)
+        (pairs.square().sum() + offsets.sum()).backward()
+        outs.append((pairs, offsets, s.grad))
+    assert outs[0][0].shape == (3, 2, 2 * C, 8, 1, 1)
+    for a, b in zip(outs[0], outs[1]):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9)

@@ -117,9 +117,9 @@ def plot_episode_alignment(
         ax.axhspan(-1.5, -0.0001, color="0.9")
         ax.axhspan(t - 1 + 0.0001, t + 0.5, color="0.9")
         ax.plot(target, target, ":", color="0.5", label="identity")
-        for i, u in enumerate([] if u_support is None else u_support.cpu().numpy()):
+        for i, u in enumerate([] if u_support is None else u_support.float().cpu().numpy()):
             ax.plot(target, u, "-o", ms=3, label=name(i))
-        for j, u in enumerate([] if u_query is None else u_query.cpu().numpy()):
+        for j, u in enumerate([] if u_query is None else u_query.float().cpu().numpy()):
             ax.plot(target, u, "--x", ms=3, label=name((num_support or 0) + j))
         ax.set_ylim(-1.5, t + 0.5)
         ax.legend(fontsize=6, ncol=4, loc="upper left")
@@ -129,7 +129,7 @@ def plot_episode_alignment(
 
     for c in range(num_classes or 0):
         ax = fig.add_subplot(grid[1, c])
-        ax.imshow(d.attention[c, query_index].cpu().numpy(), vmin=0, vmax=1, cmap="viridis")
+        ax.imshow(d.attention[c, query_index].float().cpu().numpy(), vmin=0, vmax=1, cmap="viridis")
         ax.set_title(f"attention class {c}", fontsize=8)
         ax.set_xlabel("query frame y", fontsize=7)
         ax.set_ylabel("support frame x", fontsize=7)
@@ -141,7 +141,7 @@ def plot_episode_alignment(
     if d.offsets is None:
         ax.text(0.5, 0.5, "ACM disabled", ha="center", va="center", transform=ax.transAxes)
     else:
-        offsets = d.offsets.reshape(num_classes, num_queries, t, 2).cpu().numpy()
+        offsets = d.offsets.reshape(num_classes, num_queries, t, 2).float().cpu().numpy()
         for c in range(num_classes):
             (line,) = ax.plot(target, offsets[c, query_index, :, 0], "-", label=f"class {c} dx")
             ax.plot(
@@ -154,7 +154,9 @@ def plot_episode_alignment(
     ax.set_title(f"ACM spatial offsets of query {query_index} vs each class")
 
     if frames is not None and d.offsets is not None:
-        offsets = d.offsets.reshape(num_classes, num_queries, t, 2)[class_index, query_index].cpu().numpy()
+        offsets = (
+            d.offsets.reshape(num_classes, num_queries, t, 2)[class_index, query_index].float().cpu().numpy()
+        )
         clips = [
             (_to_numpy_frames(frames[class_index * d.shot]), -1.0, name(class_index * d.shot)),
             (_to_numpy_frames(frames[num_support + query_index]), 1.0, name(num_support + query_index)),

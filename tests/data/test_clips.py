@@ -108,3 +108,29 @@ def test_make_clip_batch(videos):
     )
     with pytest.raises(ValueError, match="different shapes"):
         make_clip_batch([clips[0], other.load(videos["long"], False, rng())], [0, 1], [0, 1], ["x", "y"])
+
+
+def test_clip_cache_gives_identical_clips_and_skips_decoding(videos, monkeypatch):
+    plain = make_loader()
+    cached = ClipLoader(
+        8, build_frame_sampler("ta2n"), plain.transform_train, plain.transform_test, cache_clips=2
+    )
+    for seed in range(4):  # train draws differ in frames, crop and flip; each must equal the uncached load
+        for train in (True, False):
+            a = plain.load(videos["long"], train, rng(seed))
+            b = cached.load(videos["long"], train, rng(seed))
+            assert (
+                torch.equal(a.frames, b.frames)
+                and np.array_equal(a.indices, b.indices)
+                and a.params == b.params
+            )
+    assert len(cached._cache) == 2  # bounded: least recently used clips dropped
+    expected = plain.load(videos["long"], False, rng(0)).frames
+    cached.load(videos["long"], False, rng(0))  # most recently used now
+    import fsar.data.video as video_module
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded although the clip is cached")
+
+    monkeypatch.setattr(video_module.EncodedVideo, "frames", no_decoding)
+    assert torch.equal(cached.load(videos["long"], False, rng(0)).frames, expected)

@@ -137,7 +137,7 @@ _spec(
         "synthetic",
         CLASS_FOLDERS,
         "fsar synth",
-        flip_allowed=True,
+        flip_allowed=False,  # "left" vs "right", cw vs ccw: flips change labels
         description="Procedurally generated clips from `fsar synth` (for tests, demos and CI)",
     )
 )

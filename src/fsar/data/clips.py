@@ -11,6 +11,7 @@ padded (no counter is kept in global or loader state, so it also works across da
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,11 @@ class ClipLoader:
 
     The loader remembers the frame count of each video it opened (per loader object, a few bytes per video), so the
     exact count of an encoded video, which costs one full decode, is computed once.
+
+    ``cache_clips > 0`` keeps up to that many decoded clips (uint8, keyed by video and frame indices, least recently
+    used dropped first) in this loader object. It pays off when the sampler is deterministic (``uniform`` at train,
+    any sampler at test): each clip is then decoded once per process instead of once per episode. Transforms still
+    run on every load, so random crops and flips are unchanged.
     """
 
     def __init__(
@@ -49,6 +55,7 @@ class ClipLoader:
         sampler: FrameSampler,
         transform_train: ClipTransform,
         transform_test: ClipTransform,
+        cache_clips: int = 0,
     ) -> None:
         if int(num_frames) < 1:
             raise ValueError(f"ClipLoader: num_frames must be >= 1, got {num_frames}")
@@ -57,6 +64,8 @@ class ClipLoader:
         self.transform_train = transform_train
         self.transform_test = transform_test
         self._frame_counts: dict[Path, int] = {}
+        self.cache_clips = int(cache_clips)
+        self._cache: OrderedDict[tuple[Path, bytes], np.ndarray] = OrderedDict()
 
     def open(self, record) -> Video:
         """The ``Video`` of a ``VideoRecord`` (or anything with ``path``, ``class_name``, ``video_id``, ``line``)."""
@@ -80,17 +89,39 @@ class ClipLoader:
         (frame indices first, then the transform's crop and flip)."""
         n = video.num_frames
         self._frame_counts[Path(video.path)] = n
-        indices = np.asarray(self.sampler(n, self.num_frames, train, rng), dtype=np.int64)
-        if indices.shape != (self.num_frames,):
-            raise ValueError(f"frame sampler returned shape {indices.shape}, expected ({self.num_frames},)")
-        frames = video.frames(indices)
-        transform = self.transform_train if train else self.transform_test
-        params = transform.sample_params(frames.shape[1:3], rng)
-        return LoadedClip(transform.apply(frames, params), indices, is_short(n, self.num_frames), n, params)
+        indices = self._sample(n, train, rng)
+        return self._finish(self._read(video, indices), indices, n, train, rng)
 
     def load(self, record, train: bool, rng: np.random.Generator) -> LoadedClip:
         """The clip of ``record`` (a ``VideoRecord``); raises ``VideoError`` if missing or unreadable."""
+        known = self._frame_counts.get(Path(record.path)) if record.path is not None else None
+        if self.cache_clips and known is not None:
+            indices = self._sample(known, train, rng)
+            cached = self._cache.get((Path(record.path), indices.tobytes()))
+            if cached is not None:
+                self._cache.move_to_end((Path(record.path), indices.tobytes()))
+                return self._finish(cached, indices, known, train, rng)
+            return self._finish(self._read(self.open(record), indices), indices, known, train, rng)
         return self.load_video(self.open(record), train, rng)
+
+    def _sample(self, n: int, train: bool, rng: np.random.Generator) -> np.ndarray:
+        indices = np.asarray(self.sampler(n, self.num_frames, train, rng), dtype=np.int64)
+        if indices.shape != (self.num_frames,):
+            raise ValueError(f"frame sampler returned shape {indices.shape}, expected ({self.num_frames},)")
+        return indices
+
+    def _read(self, video: Video, indices: np.ndarray) -> np.ndarray:
+        frames = video.frames(indices)
+        if self.cache_clips:
+            self._cache[(Path(video.path), indices.tobytes())] = frames
+            while len(self._cache) > self.cache_clips:
+                self._cache.popitem(last=False)
+        return frames
+
+    def _finish(self, frames: np.ndarray, indices: np.ndarray, n: int, train: bool, rng) -> LoadedClip:
+        transform = self.transform_train if train else self.transform_test
+        params = transform.sample_params(frames.shape[1:3], rng)
+        return LoadedClip(transform.apply(frames, params), indices, is_short(n, self.num_frames), n, params)
 
 
 def count_short_clips(clips: Iterable[LoadedClip]) -> int:

@@ -53,7 +53,9 @@ def build_split_clips(
     left-out videos are written to ``run_dir/skipped_<split>.txt``."""
     bench = open_benchmark(data)
     train_tf, test_tf = make_transforms(data, bench.spec.flip_allowed)
-    loader = ClipLoader(data.num_frames, build_frame_sampler(data.frame_sampler), train_tf, test_tf)
+    loader = ClipLoader(
+        data.num_frames, build_frame_sampler(data.frame_sampler), train_tf, test_tf, cache_clips=data.cache_clips
+    )
     tracks = None
     if data.tracks is not None:
         from fsar.engine.track_source import TrackSource

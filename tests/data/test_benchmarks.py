@@ -116,7 +116,7 @@ def test_load_synthetic_layout(tmp_path):
     touch(out / "videos" / "wave" / "wave_000.mp4")
     write_splits(out / "splits", {"train": ["wave/wave_000"], "val": ["wave/wave_001"]}, split_id="01")
     bench = load_synthetic(out)
-    assert bench.name == "synthetic" and bench.spec.flip_allowed
+    assert bench.name == "synthetic" and not bench.spec.flip_allowed  # direction-sensitive classes
     assert bench.split("train").records[0].path == out / "videos" / "wave" / "wave_000.mp4"
     assert bench.split("val").missing[0].video_id == "wave_001"
 

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fsar.engine.build import resolve_device
-    from fsar.engine.data_setup import build_split_clips
+    from fsar.engine.data_setup import build_inputs
     from fsar.engine.protocol import write_episode_csv
     from fsar.engine.trainer import evaluate_split, model_from_checkpoint, test_episodes
 
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     raw = apply_overrides(load_checkpoint(args.checkpoint)["config"], overrides)
     device = resolve_device(config_from_dict(raw).train.device)
     cfg, model = model_from_checkpoint(args.checkpoint, device, overrides)
-    clips = build_split_clips(cfg.data, (cfg.eval.split,))[cfg.eval.split]
+    clips = build_inputs(cfg, (cfg.eval.split,))[0][cfg.eval.split]
     ep = cfg.episodes
     episodes = test_episodes(cfg, clips, ep.way, ep.shot, ep.test_queries)
     outcome = evaluate_split(model, clips, episodes, device, cfg, cfg.eval.seed, desc=clips.name)

@@ -59,12 +59,13 @@ def build_backbone(model: ModelConfig) -> nn.Module:
     return _call_with_context(factory, kwargs, {}, f"model.backbone_kwargs for {model.backbone!r}")
 
 
-def build_model(cfg: Config, num_train_classes: int) -> nn.Module:
+def build_model(cfg: Config, num_train_classes: int, backbone: nn.Module | None = None) -> nn.Module:
     """The few-shot method of ``cfg.model`` on its backbone. Episode-shape arguments (``num_frames``, ``shot``,
     ``way``, ``num_classes``) are passed when the method takes them and the config does not set them."""
     from fsar.models import MODELS
 
-    backbone = build_backbone(cfg.model)
+    if backbone is None:
+        backbone = build_backbone(cfg.model)
     factory = MODELS.get(cfg.model.name)
     context = {
         "num_frames": cfg.data.num_frames,

@@ -43,6 +43,7 @@ class DataConfig:
     tracks: str | None = None  # folder of track files (TATs), mirroring the video layout
     num_points: int = 256
     workers: int = 0  # data-loading worker processes
+    feature_cache: str | None = None  # folder from `fsar extract-features` (frozen backbones)
     cache_clips: int = 0  # decoded clips kept in memory per process (pays off with deterministic sampling)
     allow_missing: bool = False  # skip videos missing from disk (listed in the run folder) instead of failing
 

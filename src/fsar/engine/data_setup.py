@@ -54,7 +54,11 @@ def build_split_clips(
     bench = open_benchmark(data)
     train_tf, test_tf = make_transforms(data, bench.spec.flip_allowed)
     loader = ClipLoader(
-        data.num_frames, build_frame_sampler(data.frame_sampler), train_tf, test_tf, cache_clips=data.cache_clips
+        data.num_frames,
+        build_frame_sampler(data.frame_sampler),
+        train_tf,
+        test_tf,
+        cache_clips=data.cache_clips,
     )
     tracks = None
     if data.tracks is not None:
@@ -74,5 +78,19 @@ def build_split_clips(
         report = run_dir / f"skipped_{name}.txt" if run_dir is not None else None
         present = require_complete(split, allow_missing=data.allow_missing, report_path=report)
         skipped = [r for r in split.records if r.path is None]
-        out[name] = SplitClips(name=name, records=present, load_video=load_video, skipped=skipped)
+        source = Path(split.split_file) if getattr(split, "split_file", None) else None
+        out[name] = SplitClips(
+            name=name, records=present, load_video=load_video, skipped=skipped, source=source
+        )
     return out
+
+
+def build_inputs(cfg, splits: tuple[str, ...], run_dir: Path | None = None):
+    """The splits' clip sources and, with ``data.feature_cache``, the stand-in backbone for cached features
+    (``None`` otherwise: the model builds its configured backbone)."""
+    clips = build_split_clips(cfg.data, splits, run_dir=run_dir)
+    if not cfg.data.feature_cache:
+        return clips, None
+    from fsar.engine.feature_cache import open_for_run
+
+    return open_for_run(cfg, clips)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -42,6 +43,7 @@ class SplitClips:
     records: Sequence  # fsar.data.benchmarks.VideoRecord
     load_video: Callable[[object, bool, np.random.Generator], LoadedVideo]
     skipped: list = field(default_factory=list)  # records left out because their video is missing
+    source: Path | None = None  # the split file the records come from
 
     @property
     def labels(self) -> list[int]:

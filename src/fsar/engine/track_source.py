@@ -60,7 +60,9 @@ class TrackSource:
             # resize only (TATs' pipeline): normalise in the original frame, exactly as the original loader
             uv = normalize_tracks(tracks, params.in_hw, self.convention)
         else:
-            uv = normalize_tracks(np.asarray(transform_points(tracks, params)), params.out_hw, self.convention)
+            uv = normalize_tracks(
+                np.asarray(transform_points(tracks, params)), params.out_hw, self.convention
+            )
         return LoadedVideo(
             frames=frames,
             tracks=torch.as_tensor(uv, dtype=torch.float32),

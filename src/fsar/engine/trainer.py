@@ -167,19 +167,20 @@ class Trainer:
             dump_config(cfg, self.run_dir / "config.yaml")
         barrier(ctx)
         names = tuple(dict.fromkeys(("train", cfg.train.select_on, cfg.eval.split)))
-        if self._clips is None:
-            from fsar.engine.data_setup import build_split_clips
+        backbone = None  # None: the model builds its configured backbone
+        if self._clips is not None:
+            clips = self._clips
+        else:
+            from fsar.engine.data_setup import build_inputs
 
-        clips = self._clips or build_split_clips(
-            cfg.data, names, run_dir=self.run_dir if ctx.is_main else None
-        )
+            clips, backbone = build_inputs(cfg, names, run_dir=self.run_dir if ctx.is_main else None)
         for name, c in clips.items():
             if c.skipped:
                 self.log(f"{name}: {len(c.skipped)} missing videos left out (listed in skipped_{name}.txt)")
         train = clips["train"]
         self.num_train_classes = train.num_classes
         torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
-        model = build_model(cfg, num_train_classes=train.num_classes).to(self.device)
+        model = build_model(cfg, num_train_classes=train.num_classes, backbone=backbone).to(self.device)
         optimizer = build_optimizer(model, cfg.optim)
         base_lrs = [g["lr"] for g in optimizer.param_groups]
         scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.precision == "fp16")
@@ -379,7 +380,16 @@ def model_from_checkpoint(path: str | Path, device: torch.device, overrides: lis
     if overrides:
         raw = apply_overrides(raw, overrides)
     cfg = config_from_dict(raw, source=f"{path} (embedded config)")
-    model = build_model(cfg, num_train_classes=int(payload["num_train_classes"])).to(device)
+    backbone = None
+    if cfg.data.feature_cache:
+        from fsar.engine.feature_cache import FeatureCache, PrecomputedFeatures
+
+        cache = FeatureCache(cfg.data.feature_cache)
+        split = next(iter(cache.index["splits"]))
+        backbone = PrecomputedFeatures(cache.shape(split)[1])
+    model = build_model(cfg, num_train_classes=int(payload["num_train_classes"]), backbone=backbone).to(
+        device
+    )
     model.load_state_dict(payload["model"])
     model.eval()
     return cfg, model

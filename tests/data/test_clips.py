@@ -134,3 +134,16 @@ def test_clip_cache_gives_identical_clips_and_skips_decoding(videos, monkeypatch
 
     monkeypatch.setattr(video_module.EncodedVideo, "frames", no_decoding)
     assert torch.equal(cached.load(videos["long"], False, rng(0)).frames, expected)
+
+
+def test_rgb_diff_modality_stacks_frame_differences():
+    from fsar.data.modality import apply_modality
+
+    frames = torch.arange(4, dtype=torch.float32).reshape(4, 1, 1, 1).expand(4, 3, 2, 2).clone()
+    out = apply_modality(frames, "rgb_diff")
+    assert out.shape == (4, 6, 2, 2)
+    assert torch.equal(out[:, :3], frames)
+    assert out[0, 3:].abs().sum() == 0 and torch.all(out[1:, 3:] == 1.0)
+    assert apply_modality(frames, "rgb") is frames
+    with pytest.raises(ValueError, match="unknown modality"):
+        apply_modality(frames, "flow")

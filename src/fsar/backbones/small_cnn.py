@@ -61,10 +61,11 @@ def small_cnn(
     pretrained_folder: str | os.PathLike[str] | None = None,
     width: int = 64,
     out_channels: int = 128,
+    in_channels: int = 3,
     frozen: bool = False,
 ) -> SmallCNN:
     """``weights``: a state dict of this module saved by ``torch.save`` / safetensors, or None."""
-    model = SmallCNN(width=width, out_channels=out_channels)
+    model = SmallCNN(width=width, out_channels=out_channels, in_channels=in_channels)
     if weights is not None:
         path = resolve_weights_path(weights, pretrained_folder)
         load_state_dict_strictly(model, read_state_dict_file(path), source=str(path))

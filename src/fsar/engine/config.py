@@ -40,6 +40,7 @@ class DataConfig:
     crop: int | None = 224
     flip: bool | None = None  # None: the benchmark's default (never for SSv2)
     normalization: str = "imagenet"  # imagenet | clip | none
+    modality: str = "rgb"  # rgb | rgb_diff (frames + differences to the previous frame: 6 channels)
     tracks: str | None = None  # folder of track files (TATs), mirroring the video layout
     num_points: int = 256
     workers: int = 0  # data-loading worker processes
@@ -267,6 +268,7 @@ def validate_config(cfg: Config, source: str) -> None:
     choices = {
         "data.frame_sampler": (cfg.data.frame_sampler, ("uniform", "ta2n", "segment")),
         "data.normalization": (cfg.data.normalization, ("imagenet", "clip", "none")),
+        "data.modality": (cfg.data.modality, ("rgb", "rgb_diff")),
         "optim.name": (cfg.optim.name, ("sgd", "adam", "adamw")),
         "optim.schedule": (cfg.optim.schedule, ("constant", "step", "cosine", "tats")),
         "train.precision": (cfg.train.precision, ("fp32", "bf16", "fp16")),

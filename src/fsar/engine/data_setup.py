@@ -9,6 +9,7 @@ import numpy as np
 from fsar.data.benchmarks import load_benchmark
 from fsar.data.check import require_complete
 from fsar.data.clips import ClipLoader
+from fsar.data.modality import apply_modality
 from fsar.data.sampling import build_frame_sampler
 from fsar.data.transforms import ClipTransform
 from fsar.engine.config import DataConfig
@@ -68,9 +69,12 @@ def build_split_clips(
 
     def load_video(record, train: bool, rng: np.random.Generator) -> LoadedVideo:
         if tracks is not None:
-            return tracks.load(record, loader, train, rng)
-        clip = loader.load(record, train, rng)
-        return LoadedVideo(frames=clip.frames, short=clip.short)
+            video = tracks.load(record, loader, train, rng)
+        else:
+            clip = loader.load(record, train, rng)
+            video = LoadedVideo(frames=clip.frames, short=clip.short)
+        video.frames = apply_modality(video.frames, data.modality)
+        return video
 
     out: dict[str, SplitClips] = {}
     for name in splits:

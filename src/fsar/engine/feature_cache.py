@@ -57,6 +57,7 @@ def cache_key(cfg: Config, backbone: nn.Module, split_files: dict[str, Path], dt
             "resize_to": data.resize_to,
             "crop": data.crop,
             "normalization": data.normalization,
+            "modality": data.modality,
         },
         "backbone": cfg.model.backbone,
         "backbone_kwargs": cfg.model.backbone_kwargs,

@@ -45,6 +45,7 @@ def list_support(support_dir: Path) -> list[tuple[str, list[Path]]]:
 def predict_clips(
     cfg, model, support_dir: str | Path, queries: list[str | Path], device: torch.device
 ) -> list[Prediction]:
+    from fsar.data.modality import apply_modality
     from fsar.data.sampling import build_frame_sampler
     from fsar.data.video import open_video
     from fsar.engine.data_setup import make_transforms
@@ -60,7 +61,7 @@ def predict_clips(
     def load(path: Path) -> torch.Tensor:
         video = open_video(path)
         idx = sampler(video.num_frames, cfg.data.num_frames, False, np.random.default_rng(0))
-        return transform(video.frames(idx), np.random.default_rng(0))
+        return apply_modality(transform(video.frames(idx), np.random.default_rng(0)), cfg.data.modality)
 
     def batch(paths: list[Path], labels: list[int]) -> ClipBatch:
         frames = torch.stack([load(p) for p in paths])

@@ -62,6 +62,7 @@ class ModelConfig:
     name: str = "protonet"
     backbone: str = "small_cnn"
     backbone_weights: str | None = None  # local file or Hugging Face folder; never downloaded
+    require_weights: bool = False  # refuse to start without backbone_weights (presets of pretrained recipes)
     backbone_kwargs: dict[str, Any] = field(default_factory=dict)
     kwargs: dict[str, Any] = field(default_factory=dict)  # the method's constructor arguments
 
@@ -292,6 +293,12 @@ def validate_config(cfg: Config, source: str) -> None:
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{source}: {key} must be >= 1; got {value}")
+    if cfg.model.require_weights and not cfg.model.backbone_weights:
+        raise ConfigError(
+            f"{source}: this recipe needs pretrained {cfg.model.backbone} weights; set model.backbone_weights=PATH "
+            "(a local checkpoint file or Hugging Face folder; nothing is downloaded), or model.require_weights=false "
+            "to train from random initialisation on purpose"
+        )
     if cfg.train.tasks < 0:
         raise ConfigError(f"{source}: train.tasks must be >= 0; got {cfg.train.tasks}")
 

@@ -1,0 +1,53 @@
+"""Every shipped preset loads with strict keys; pretrained recipes refuse to start without weights."""
+
+import pytest
+
+from fsar.engine.config import PRESETS_DIR, load_config
+from fsar.errors import ConfigError
+
+PRESETS = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def test_presets_exist_for_every_benchmark_and_shot():
+    for method in ("ta2n", "tats"):
+        for bench in ("ssv2full", "ssv2small", "kinetics100", "ucf101", "hmdb51"):
+            for shot in (1, 5):
+                assert f"{method}_{bench}_{shot}shot" in PRESETS
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_preset_loads(name):
+    cfg = load_config(name, ["model.backbone_weights=weights.pth"])
+    assert cfg.eval.episodes >= 50 and cfg.train.select_on == "val"
+    if name.startswith(("ta2n_", "tats_")) and "base" not in name:
+        shot = int(name.rsplit("_", 1)[1][0])
+        assert cfg.episodes.shot == shot and cfg.eval.episodes == 10_000 and cfg.notes
+
+
+def test_recipes_match_the_originals():
+    ta2n = load_config("ta2n_ssv2full_1shot", ["model.backbone_weights=w.pth"])
+    assert (ta2n.optim.name, ta2n.optim.lr, ta2n.train.tasks_per_update, ta2n.train.tasks) == (
+        "sgd",
+        0.001,
+        16,
+        100020,
+    )
+    assert (
+        ta2n.data.frame_sampler == "ta2n"
+        and ta2n.data.normalization == "none"
+        and ta2n.data.benchmark == "ssv2_full"
+    )
+    tats = load_config("tats_kinetics100_5shot", ["model.backbone_weights=w.pth"])
+    assert (tats.optim.name, tats.optim.weight_decay, tats.episodes.train_queries, tats.data.num_frames) == (
+        "adamw",
+        0.5,
+        6,
+        16,
+    )
+    assert tats.data.normalization == "clip" and tats.data.resize_to == [224, 224]
+
+
+def test_pretrained_recipe_without_weights_is_refused():
+    with pytest.raises(ConfigError, match="needs pretrained resnet50 weights"):
+        load_config("ta2n_ucf101_1shot")
+    assert load_config("ta2n_ucf101_1shot", ["model.require_weights=false"]).model.backbone_weights is None

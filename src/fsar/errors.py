@@ -47,3 +47,7 @@ class DataLayoutError(FsarError):
 
 class OutputDirError(FsarError):
     """An output folder cannot be used as asked: it is not empty and is not an earlier run of the same job."""
+
+
+class EpisodeError(FsarError, ValueError):
+    """Episodes cannot be drawn as asked (too few classes or videos per class)."""

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fsar.errors import FsarError
+from fsar.errors import EpisodeError, FsarError
 
 EPISODE_FILE_VERSION = 1
 
@@ -115,7 +115,7 @@ class EpisodeSampler:
         self.eligible = np.asarray(eligible, dtype=np.int64)
         if len(self.eligible) < way:
             small = {int(classes[c]): len(v) for c, v in enumerate(self.videos_by_class) if len(v) < need}
-            raise ValueError(
+            raise EpisodeError(
                 f"a {way}-way {shot}-shot episode with {queries} queries per class needs {way} classes with at "
                 f"least {need} videos each; only {len(self.eligible)} of {len(classes)} classes qualify "
                 f"(too small: {small})"

@@ -1,0 +1,147 @@
+"""The command line end to end on the tiny synthetic benchmark: help, train, eval, predict, demo."""
+
+import json
+import shutil
+
+import pytest
+
+from fsar.cli.main import build_parser, main
+
+COMMANDS = ["synth", "data", "track", "train", "eval", "predict", "extract-features", "viz", "demo"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert "usage: fsar " + command in capsys.readouterr().out
+
+
+def test_parser_lists_all_commands():
+    text = build_parser().format_help()
+    for command in COMMANDS:
+        assert command in text
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    assert main(["synth", "--out", str(out), "--preset", "tiny", "--quiet"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(synth, tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    args = [
+        "train",
+        "demo_otam_tiny",
+        f"data.root={synth}",
+        "train.tasks=6",
+        "train.val_every=3",
+        "eval.episodes=20",
+    ]
+    assert main(args + ["train.tensorboard=false", "--out", str(run)]) == 0
+    return run
+
+
+def test_train_writes_results_selected_on_val(trained):
+    result = json.loads((trained / "results.json").read_text())
+    assert result["selected_on"] == "val" and result["test_episodes"] == 20
+    assert result["selected_task"] in (3, 6)
+
+
+def test_eval_with_episode_file_is_reproducible(trained, tmp_path, capsys):
+    episodes = tmp_path / "episodes.json"
+    args = ["eval", str(trained / "best.pt"), "--episodes", "30", "--episode-file", str(episodes)]
+    assert main(args + ["--csv", str(tmp_path / "a.csv")]) == 0
+    first = capsys.readouterr().out
+    assert episodes.is_file() and "over 30 episodes" in first
+    assert main(args + ["--csv", str(tmp_path / "b.csv")]) == 0
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+
+
+def test_predict_from_a_support_folder(trained, synth, tmp_path, capsys):
+    support = tmp_path / "support"
+    videos = synth / "videos"
+    classes = sorted(p.name for p in videos.iterdir())[:3]
+    for c in classes:
+        (support / c).mkdir(parents=True)
+        shutil.copy(sorted((videos / c).glob("*.mp4"))[0], support / c / "example.mp4")
+    query = sorted((videos / classes[1]).glob("*.mp4"))[1]
+    out_json = tmp_path / "pred.json"
+    assert (
+        main(
+            [
+                "predict",
+                str(trained / "best.pt"),
+                "--support",
+                str(support),
+                "--query",
+                str(query),
+                "--json",
+                str(out_json),
+            ]
+        )
+        == 0
+    )
+    preds = json.loads(out_json.read_text())
+    assert len(preds) == 1 and preds[0]["label"] in classes
+    assert abs(sum(preds[0]["scores"].values()) - 1) < 1e-5
+    (support / classes[0] / "second.mp4").write_bytes((support / classes[0] / "example.mp4").read_bytes())
+    assert main(["predict", str(trained / "best.pt"), "--support", str(support), "--query", str(query)]) == 1
+    assert "same number of example clips" in capsys.readouterr().err
+
+
+def test_unknown_config_key_is_a_clear_cli_error(synth, tmp_path, capsys):
+    assert (
+        main(["train", "demo_otam_tiny", f"data.root={synth}", "train.taks=3", "--out", str(tmp_path)]) == 1
+    )
+    err = capsys.readouterr().err
+    assert "unknown key train.'taks'" in err and "tasks_per_update" in err
+
+
+def test_missing_video_refuses_training_unless_allowed(synth, tmp_path, capsys):
+    copy = tmp_path / "synth"
+    shutil.copytree(synth, copy)
+    victim = sorted((copy / "videos").rglob("*.mp4"))[0]
+    victim.unlink()
+    base = [
+        "train",
+        "demo_protonet_tiny",
+        f"data.root={copy}",
+        "train.tasks=2",
+        "train.val_every=2",
+        "eval.episodes=5",
+    ]
+    base += ["train.tensorboard=false", "episodes.train_queries=2"]
+    assert main(base + ["--out", str(tmp_path / "r1")]) == 1
+    assert victim.stem in capsys.readouterr().err
+    assert main(base + ["data.allow_missing=true", "--out", str(tmp_path / "r2")]) == 0
+    skipped = "".join(p.read_text() for p in (tmp_path / "r2").glob("skipped_*.txt"))
+    assert f"{victim.parent.name}/{victim.stem}" in skipped
+
+
+@pytest.mark.slow
+def test_demo_runs_every_method_on_the_tiny_benchmark(tmp_path):
+    rc = main(
+        [
+            "demo",
+            "--out",
+            str(tmp_path),
+            "--preset",
+            "tiny",
+            "--tasks",
+            "4",
+            "--episodes",
+            "10",
+            "train.val_every=4",
+            "train.val_episodes=5",
+            "train.tensorboard=false",
+        ]
+    )
+    assert rc == 0
+    rows = json.loads((tmp_path / "results.json").read_text())
+    assert [r["method"] for r in rows] == ["protonet", "otam", "ta2n", "tats"]
+    assert "| tats |" in (tmp_path / "results.md").read_text()

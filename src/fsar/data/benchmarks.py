@@ -10,7 +10,7 @@ ssv2_small     CMN (Zhu & Yang, ECCV 2018), ``ssv2_CMN``     64 / 12 / 24     6,
 kinetics100    CMN, ``kinetics_CMN``                         64 / 12 / 24     6,400 / 1,200 / 2,400   allowed
 ucf101         ARN (Zhang et al., ECCV 2020), ``ucf_ARN``    70 / 10 / 21     9,154 / 1,421 / 2,745   allowed
 hmdb51         ARN, ``hmdb_ARN``                             31 / 10 / 10     4,280 / 1,194 / 1,292   allowed
-synthetic      ``fsar synth`` output                         any              any                     allowed
+synthetic      ``fsar synth`` output                         any              any                     never
 ============== ============================================= ================ ====================== =======
 
 (TA2N's OTAM train list has 77,500 lines and its Kinetics lists 6,387 / 1,200 / 2,397 because of unavailable

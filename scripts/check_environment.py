@@ -6,6 +6,7 @@ torchvision, timm and torchcodec from PyPI are CUDA builds; with torchvision mer
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata as md
 import sys
 
@@ -15,10 +16,8 @@ FORBIDDEN = ("torchvision", "timm", "torchcodec")
 def main() -> int:
     found = []
     for name in FORBIDDEN:
-        try:
+        with contextlib.suppress(md.PackageNotFoundError):
             found.append(f"{name}=={md.version(name)}")
-        except md.PackageNotFoundError:
-            pass
     if found:
         print(
             "error: forbidden packages installed: " + ", ".join(found) + ". "

@@ -153,3 +153,17 @@ def test_kill_9_mid_run_then_resume_gives_bit_identical_weights(tmp_path):
     b = load_checkpoint(tmp_path / "full" / "last.pt")
     assert a["trainer_state"]["tasks_done"] == 12
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in b["model"])
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_training_runs_and_logs_tensorboard(tmp_path, precision):
+    cfg = make_cfg(
+        "model.name=otam", f"train.precision={precision}", "train.tensorboard=true", "train.tasks=4"
+    )
+    result = Trainer(cfg, tmp_path, log=lambda *a: None, clips=fake_clips()).fit()
+    assert 0 <= result["test_mean"] <= 100
+    ck = load_checkpoint(tmp_path / "last.pt")
+    assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
+    if precision == "fp16":  # the grad scaler is on and saved with its state
+        assert ck["scaler"]["scale"] > 0
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))

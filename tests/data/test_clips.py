@@ -147,3 +147,20 @@ def test_rgb_diff_modality_stacks_frame_differences():
     assert apply_modality(frames, "rgb") is frames
     with pytest.raises(ValueError, match="unknown modality"):
         apply_modality(frames, "flow")
+
+
+def test_train_augment_applies_to_train_clips_only(videos):
+    plain = make_loader()
+    calls = []
+
+    def invert(frames, generator):
+        calls.append(frames.shape)
+        return 255 - frames
+
+    aug = ClipLoader(
+        8, build_frame_sampler("ta2n"), plain.transform_train, plain.transform_test, train_augment=invert
+    )
+    test_a, test_b = plain.load(videos["long"], False, rng(1)), aug.load(videos["long"], False, rng(1))
+    assert torch.equal(test_a.frames, test_b.frames) and not calls
+    train_a, train_b = plain.load(videos["long"], True, rng(1)), aug.load(videos["long"], True, rng(1))
+    assert torch.allclose(train_b.frames, 1.0 - train_a.frames, atol=1e-6) and len(calls) == 1

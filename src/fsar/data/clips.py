@@ -56,6 +56,7 @@ class ClipLoader:
         transform_train: ClipTransform,
         transform_test: ClipTransform,
         cache_clips: int = 0,
+        train_augment=None,
     ) -> None:
         if int(num_frames) < 1:
             raise ValueError(f"ClipLoader: num_frames must be >= 1, got {num_frames}")
@@ -64,6 +65,9 @@ class ClipLoader:
         self.transform_train = transform_train
         self.transform_test = transform_test
         self._frame_counts: dict[Path, int] = {}
+        self.train_augment = (
+            train_augment  # callable(frames uint8 [T,H,W,3], rng) -> frames, train clips only
+        )
         self.cache_clips = int(cache_clips)
         self._cache: OrderedDict[tuple[Path, bytes], np.ndarray] = OrderedDict()
 
@@ -119,6 +123,8 @@ class ClipLoader:
         return frames
 
     def _finish(self, frames: np.ndarray, indices: np.ndarray, n: int, train: bool, rng) -> LoadedClip:
+        if train and self.train_augment is not None:
+            frames = self.train_augment(frames, rng)
         transform = self.transform_train if train else self.transform_test
         params = transform.sample_params(frames.shape[1:3], rng)
         return LoadedClip(transform.apply(frames, params), indices, is_short(n, self.num_frames), n, params)

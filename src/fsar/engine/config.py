@@ -40,6 +40,7 @@ class DataConfig:
     crop: int | None = 224
     flip: bool | None = None  # None: the benchmark's default (never for SSv2)
     normalization: str = "imagenet"  # imagenet | clip | none
+    rand_augment: bool = False  # photometric RandAugment drawn once per training video (TATs)
     modality: str = "rgb"  # rgb | rgb_diff (frames + differences to the previous frame: 6 channels)
     tracks: str | None = None  # folder of track files (TATs), mirroring the video layout
     num_points: int = 256

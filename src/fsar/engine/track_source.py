@@ -52,6 +52,8 @@ class TrackSource:
                 f"{self.path_for(record)}: tracks were made on {tuple(track_file.frame_size)} frames but the video "
                 f"{record.path} decodes to {tuple(raw.shape[1:3])}; re-run `fsar track`"
             )
+        if train and loader.train_augment is not None:
+            raw = loader.train_augment(raw, rng)
         transform = loader.transform_train if train else loader.transform_test
         params = transform.sample_params(tuple(raw.shape[1:3]), rng)
         frames = transform.apply(raw, params)

@@ -93,7 +93,9 @@ class FewShotClassifier(nn.Module):
         n = int(support_labels.numel())
         way = int(support_labels.max().item()) + 1 if n else 0
         if way == 0 or n % way:
-            raise ValueError(f"support labels must cover classes 0..way-1 equally; got {support_labels.tolist()}")
+            raise ValueError(
+                f"support labels must cover classes 0..way-1 equally; got {support_labels.tolist()}"
+            )
         shot = n // way
         expected = torch.arange(way, device=support_labels.device).repeat_interleave(shot)
         if not torch.equal(support_labels.long(), expected):

@@ -34,7 +34,8 @@ def fake_split(
         clip = np.stack(
             [np.roll(base, shift + t * (1 + (record.label + offset) % 3), axis=-1) for t in range(frames)]
         )
-        return LoadedVideo(frames=torch.as_tensor(clip + 0.5 * own, dtype=torch.float32))
+        short = record.video_id.endswith("_v0")  # pretend every class's first video was shorter than T
+        return LoadedVideo(frames=torch.as_tensor(clip + 0.5 * own, dtype=torch.float32), short=short)
 
     return SplitClips(name=name, records=records, load_video=load)
 

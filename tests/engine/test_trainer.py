@@ -52,6 +52,10 @@ def test_fit_selects_on_val_and_writes_outputs(tmp_path):
         assert (tmp_path / name).exists(), name
     assert json.loads((tmp_path / "results.json").read_text())["method"] == "otam"
     assert len((tmp_path / "val_log.csv").read_text().splitlines()) == 3  # header + 2 validations
+    import csv
+
+    rows = list(csv.DictReader((tmp_path / "train_log.csv").open()))
+    assert sum(int(r["short_clips"]) for r in rows) > 0  # short videos are counted in the log
     assert load_checkpoint(tmp_path / "last.pt")["trainer_state"]["tasks_done"] == 8
 
 

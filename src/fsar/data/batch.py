@@ -19,6 +19,7 @@ class ClipBatch:
     tracks:        [B, T, N, 2] float, point positions (x, y) in [-1, 1] (TATs), or None.
     query_mask:    [B, T, N] bool, True where the point exists (frame >= its query frame), or None.
     visibility:    [B, T, N] bool, tracker visibility, or None.
+    short:         [B] bool, True where the video had fewer than T frames (last frame repeated), or None.
     """
 
     frames: Tensor
@@ -28,6 +29,7 @@ class ClipBatch:
     tracks: Tensor | None = None
     query_mask: Tensor | None = None
     visibility: Tensor | None = None
+    short: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])

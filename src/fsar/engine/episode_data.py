@@ -86,6 +86,7 @@ def stack_videos(
         tracks=stack("tracks"),
         query_mask=stack("query_mask"),
         visibility=stack("visibility"),
+        short=torch.as_tensor([bool(v.short) for v in videos], dtype=torch.bool),
     )
 
 

@@ -228,7 +228,7 @@ class Trainer:
         checkpoint_every = cfg.train.checkpoint_every or cfg.train.val_every
         autocast = _autocast(self.device, cfg.train.precision)
 
-        window = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, queries (this rank)
+        window = torch.zeros(4, dtype=torch.float64)  # loss sum, correct, queries, short clips (this rank)
         window_tasks = 0
         model.train()
         optimizer.zero_grad(set_to_none=True)
@@ -267,11 +267,13 @@ class Trainer:
                 optimizer.zero_grad(set_to_none=True)
             if self.on_step is not None:
                 self.on_step(episode, boundary, model)
+            short = sum(int(b.short.sum()) for b in (support, query) if b.short is not None)
             window += torch.tensor(
                 [
                     float(loss.detach()),
                     float((logits.argmax(-1) == query.labels).sum()),
                     float(query.labels.numel()),
+                    float(short),
                 ],
                 dtype=torch.float64,
             )
@@ -288,6 +290,7 @@ class Trainer:
                     "loss": float(totals[0]) / window_tasks,
                     "train_acc": 100.0 * float(totals[1]) / max(1.0, float(totals[2])),
                     "lr": optimizer.param_groups[0]["lr"],
+                    "short_clips": int(totals[3]),  # clips from videos shorter than T (last frame repeated)
                     "episodes_per_s": (done - state["tasks_done"] + 0.0)
                     / max(1e-9, time.perf_counter() - start),
                 }

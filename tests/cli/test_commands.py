@@ -145,3 +145,61 @@ def test_demo_runs_every_method_on_the_tiny_benchmark(tmp_path):
     rows = json.loads((tmp_path / "results.json").read_text())
     assert [r["method"] for r in rows] == ["protonet", "otam", "ta2n", "tats"]
     assert "| tats |" in (tmp_path / "results.md").read_text()
+
+
+def test_viz_tracks_and_ta2n_write_pngs(synth, tmp_path):
+    tracks = tmp_path / "tracks"
+    assert (
+        main(
+            [
+                "track",
+                "--videos",
+                str(synth / "videos"),
+                "--out",
+                str(tracks),
+                "--grid",
+                "4",
+                "--points",
+                "8",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    npz = sorted(tracks.rglob("*.npz"))[0]
+    video = synth / "videos" / npz.parent.name / f"{npz.stem}.mp4"
+    assert (
+        main(["viz", "tracks", "--video", str(video), "--tracks", str(npz), "--out", str(tmp_path / "t.png")])
+        == 0
+    )
+    run = tmp_path / "ta2n"
+    args = [
+        "train",
+        "demo_ta2n_tiny",
+        f"data.root={synth}",
+        "train.tasks=2",
+        "train.val_every=2",
+        "eval.episodes=5",
+    ]
+    assert main(args + ["train.tensorboard=false", "--out", str(run)]) == 0
+    assert main(["viz", "ta2n", str(run / "best.pt"), "--out", str(tmp_path / "a.png")]) == 0
+    for png in ("t.png", "a.png"):
+        data = (tmp_path / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    assert (
+        main(["viz", "ta2n", str(trained_checkpoint(tmp_path, synth)), "--out", str(tmp_path / "x.png")]) == 1
+    )
+
+
+def trained_checkpoint(tmp_path, synth):
+    run = tmp_path / "otam"
+    args = [
+        "train",
+        "demo_otam_tiny",
+        f"data.root={synth}",
+        "train.tasks=1",
+        "train.val_every=1",
+        "eval.episodes=5",
+    ]
+    assert main(args + ["train.tensorboard=false", "--out", str(run)]) == 0
+    return run / "best.pt"

@@ -29,7 +29,6 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from fsar.engine.build import resolve_device
     from fsar.engine.data_setup import build_inputs
     from fsar.engine.protocol import write_episode_csv
     from fsar.engine.trainer import evaluate_split, model_from_checkpoint, test_episodes
@@ -45,12 +44,7 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"episodes.shot={args.shot}")
     if args.device:
         overrides.append(f"train.device={args.device}")
-    from fsar.engine.checkpoint import load_checkpoint
-    from fsar.engine.config import apply_overrides, config_from_dict
-
-    raw = apply_overrides(load_checkpoint(args.checkpoint)["config"], overrides)
-    device = resolve_device(config_from_dict(raw).train.device)
-    cfg, model = model_from_checkpoint(args.checkpoint, device, overrides)
+    cfg, model, device = model_from_checkpoint(args.checkpoint, None, overrides)
     clips = build_inputs(cfg, (cfg.eval.split,))[0][cfg.eval.split]
     ep = cfg.episodes
     episodes = test_episodes(cfg, clips, ep.way, ep.shot, ep.test_queries)

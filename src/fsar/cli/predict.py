@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from fsar.engine.trainer import model_from_checkpoint
 
     device = resolve_device(args.device)
-    cfg, model = model_from_checkpoint(args.checkpoint, device)
+    cfg, model, device = model_from_checkpoint(args.checkpoint, device)
     preds = predict_clips(cfg, model, args.support, args.query, device)
     for p in preds:
         ranked = sorted(p.scores.items(), key=lambda kv: -kv[1])

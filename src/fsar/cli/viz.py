@@ -68,7 +68,7 @@ def run_ta2n(args: argparse.Namespace) -> int:
     from fsar.models.ta2n.viz import plot_episode_alignment
 
     device = torch.device("cpu")
-    cfg, model = model_from_checkpoint(args.checkpoint, device, list(args.overrides))
+    cfg, model, device = model_from_checkpoint(args.checkpoint, device, list(args.overrides))
     if cfg.model.name != "ta2n":
         raise FsarError(
             f"{args.checkpoint}: `fsar viz ta2n` needs a TA2N checkpoint, this one is {cfg.model.name!r}"
@@ -85,7 +85,7 @@ def run_ta2n(args: argparse.Namespace) -> int:
     with torch.no_grad():
         model.episode_logits(model.encode(support), support.labels, model.encode(query))
     ids = support.video_ids + query.video_ids
-    frames = [np.asarray(f) for f in torch.cat([support.frames, query.frames])]
+    frames = [np.asarray(f[:, :3]) for f in torch.cat([support.frames, query.frames])]  # RGB (drop rgb_diff)
     out = plot_episode_alignment(model.last_diagnostics, args.out, video_ids=ids, frames=frames)
     print(f"wrote {out}")
     return 0

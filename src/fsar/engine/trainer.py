@@ -376,13 +376,17 @@ class Trainer:
         )
 
 
-def model_from_checkpoint(path: str | Path, device: torch.device, overrides: list[str] | None = None):
-    """Rebuild the model of a checkpoint (its config, with optional overrides) and load its weights."""
-    payload = load_checkpoint(path, device)
+def model_from_checkpoint(
+    path: str | Path, device: torch.device | None = None, overrides: list[str] | None = None
+) -> tuple[Config, nn.Module, torch.device]:
+    """Rebuild the model of a checkpoint (its config, with optional overrides) and load its weights, on ``device``
+    (default: the config's ``train.device``). Returns the config, the model (in eval mode) and the device."""
+    payload = load_checkpoint(path, "cpu")
     raw = payload["config"]
     if overrides:
         raw = apply_overrides(raw, overrides)
     cfg = config_from_dict(raw, source=f"{path} (embedded config)")
+    device = device or resolve_device(cfg.train.device)
     backbone = None
     if cfg.data.feature_cache:
         from fsar.engine.feature_cache import FeatureCache, PrecomputedFeatures
@@ -395,4 +399,4 @@ def model_from_checkpoint(path: str | Path, device: torch.device, overrides: lis
     )
     model.load_state_dict(payload["model"])
     model.eval()
-    return cfg, model
+    return cfg, model, device

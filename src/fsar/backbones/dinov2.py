@@ -26,6 +26,7 @@ from fsar.backbones.freezing import FreezableBackbone
 from fsar.backbones.registry import BACKBONES
 from fsar.backbones.weights import (
     load_state_dict_strictly,
+    raise_unknown_keys,
     read_state_dict_file,
     resolve_weights_path,
     unwrap_state_dict,
@@ -141,12 +142,11 @@ def convert_dinov2_hub_state_dict(
                 out[prefix + _BLOCK_KEYS[rest]] = value
         else:
             unknown.append(key)
-    if unknown:
-        raise WeightsError(
-            f"DINOv2 hub state dict: unknown keys {unknown[:20]}"
-            + (f" (+{len(unknown) - 20} more)" if len(unknown) > 20 else "")
-            + "; expected an official dinov2_vit{s,b,l}14 checkpoint (no registers, no SwiGLU)"
-        )
+    raise_unknown_keys(
+        "DINOv2 hub state dict",
+        unknown,
+        "an official dinov2_vit{s,b,l}14 checkpoint (no registers, no SwiGLU)",
+    )
     return out
 
 

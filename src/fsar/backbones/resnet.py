@@ -21,6 +21,7 @@ from fsar.backbones.freezing import FreezableBackbone
 from fsar.backbones.registry import BACKBONES
 from fsar.backbones.weights import (
     load_state_dict_strictly,
+    raise_unknown_keys,
     read_state_dict_file,
     resolve_weights_path,
     unwrap_state_dict,
@@ -64,12 +65,9 @@ def convert_torchvision_resnet_state_dict(state_dict: Mapping[str, Tensor]) -> d
             out[f"encoder.stages.{int(stage) - 1}.layers.{block}.shortcut.{part}.{rest}"] = value
         else:
             unknown.append(key)
-    if unknown:
-        raise WeightsError(
-            f"torchvision ResNet state dict: unknown keys {unknown[:20]}"
-            + (f" (+{len(unknown) - 20} more)" if len(unknown) > 20 else "")
-            + "; expected conv1/bn1/layer1-4/fc keys of a torchvision ResNet"
-        )
+    raise_unknown_keys(
+        "torchvision ResNet state dict", unknown, "conv1/bn1/layer1-4/fc keys of a torchvision ResNet"
+    )
     return out
 
 

@@ -138,3 +138,9 @@ def _list_keys(keys: list[str]) -> str:
     if len(keys) > _MAX_LISTED_KEYS:
         shown += f", ... ({len(keys) - _MAX_LISTED_KEYS} more)"
     return shown
+
+
+def raise_unknown_keys(what: str, unknown: list[str], expected: str) -> None:
+    """Raise ``WeightsError`` listing the keys a converter could not map (nothing is silently dropped)."""
+    if unknown:
+        raise WeightsError(f"{what}: unknown keys {_list_keys(unknown)}; expected {expected}")

@@ -15,7 +15,7 @@ one C-vector: pairs (n, m, 2C, T, 1, 1) and offsets (n*m, T, 2). Without ACM, pa
 
 Differences from the original, all deliberate: ``second_stage=ACM`` (the class, as its README shows) really
 enables ACM (the original silently dropped it); the second output is the offsets (the original returned the
-broadcast raw query); the perturbation is a registered buffer; nothing calls ``.cuda()``; H and W are read
+broadcast raw query); the perturbation is a registered buffer; nothing pins a device (devices come from the inputs); H and W are read
 from the input (the original assumed 7×7).
 """
 

@@ -15,7 +15,7 @@ For cardinality k with tuples ``t_1..t_N`` (every strictly increasing k-tuple of
 4. Logit ``[q, c] = -||V_q - P_qc||²_F / N`` (values minus prototypes over tuples and channels).
 
 Differences from the original's code, all exact in real arithmetic (tests compare with the loop form,
-:mod:`fsar.models.trx.loop`, to 1e-5 in float64):
+:mod:`fsar.models.trx.loop`, to 1e-9 in float64):
 
 - The original loops over classes, and over queries for the softmax; here every (query, class) pair is one
   batched computation (classes with unequal shots are padded and masked out of the softmax).
@@ -76,19 +76,23 @@ class TemporalCrossTransformer(nn.Module):
                 f"got {tuple(frames.shape)}"
             )
         x = self.pe(frames)
-        k, d, o = self.cardinality, self.feat_dim, self.out_dim
-        # [2·out, k·D] -> per-position blocks [k, 2·out, D] -> one matrix [k·2·out, D]
-        weight = torch.cat([self.k_linear.weight, self.v_linear.weight]).view(2 * o, k, d)
-        weight = weight.transpose(0, 1).reshape(k * 2 * o, d)
-        per_frame = F.linear(x, weight).view(x.shape[0], self.num_frames, k, 2 * o)  # [B, T, k, 2·out]
-        kv = torch.cat([self.k_linear.bias, self.v_linear.bias]).to(per_frame.dtype)
-        for position in range(k):
-            kv = kv + per_frame[:, self.tuples[:, position], position]  # [B, N, 2·out]
-        keys, values = kv.split(o, dim=-1)
+        keys = self._tuple_projection(x, self.k_linear)
+        values = self._tuple_projection(x, self.v_linear)
         keys = self.norm_k(keys)
         if self.apply_norm_v:
             values = self.norm_v(values)
         return keys, values
+
+    def _tuple_projection(self, x: Tensor, linear: nn.Linear) -> Tensor:
+        """``linear`` applied to every tuple's concatenated frames ``[B, N, out]``, as a sum over the tuple
+        positions j of the weight's j-th block applied to each frame (one matrix product per position)."""
+        d = self.feat_dim
+        out = linear.bias
+        for j in range(self.cardinality):
+            # columns j·D..(j+1)·D of the weight: a strided view, no copy
+            per_frame = F.linear(x, linear.weight[:, j * d : (j + 1) * d])  # [B, T, out]
+            out = out + per_frame[:, self.tuples[:, j]]  # [B, N, out]
+        return out
 
     def logits(
         self, support: tuple[Tensor, Tensor], groups: ClassGroups, query: tuple[Tensor, Tensor]
@@ -105,12 +109,15 @@ class TemporalCrossTransformer(nn.Module):
             cv = s_values[groups.index].to(dtype)
             way, shots, n, o = ck.shape
             q = q_keys.shape[0]
+            # scores of every query tuple against every tuple of every shot of every class: [Q·N, way, shots·N]
             scores = q_keys.to(dtype).reshape(q * n, o) @ ck.reshape(way * shots * n, o).T
-            scores = scores.view(q, n, way, shots * n).transpose(1, 2) / math.sqrt(o)  # [Q, way, N, shots·N]
+            scores = scores.view(q * n, way, shots * n) / math.sqrt(o)
             if groups.mask is not None:
-                keep = groups.mask[:, :, None].expand(way, shots, n).reshape(1, way, 1, shots * n)
+                keep = groups.mask[:, :, None].expand(way, shots, n).reshape(1, way, shots * n)
                 scores = scores.masked_fill(~keep, float("-inf"))
             attention = scores.softmax(dim=-1)  # jointly over the shots and tuples of each class
-            prototypes = torch.einsum("qcnj,cjo->qcno", attention, cv.reshape(way, shots * n, o))
-            diff = q_values.to(dtype)[:, None] - prototypes  # [Q, way, N, out]
-            return -diff.square().sum(dim=(2, 3)) / n
+            prototypes = torch.bmm(
+                attention.transpose(0, 1), cv.reshape(way, shots * n, o)
+            )  # [way, Q·N, out]
+            diff = q_values.to(dtype).reshape(1, q * n, o) - prototypes
+            return -diff.square().view(way, q, n * o).sum(dim=-1).T / n

@@ -19,7 +19,7 @@ def test_baselines_are_registered_with_inspectable_signatures():
 
 
 def test_unknown_model_and_argument():
-    with pytest.raises(KeyError, match="unknown model 'trx'.*otam.*protonet"):
-        MODELS.create("trx")
+    with pytest.raises(KeyError, match="unknown model 'no_such_model'.*otam.*protonet"):
+        MODELS.create("no_such_model")
     with pytest.raises(TypeError):
         MODELS.create("otam", backbone=nn.Identity(), lambda_=0.1)

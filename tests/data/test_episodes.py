@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from fsar.data.episodes import EpisodeSampler, load_episodes, save_episodes, shard_episodes
-from fsar.errors import FsarError
+from fsar.errors import EpisodeError, FsarError
 
 LABELS = np.repeat(np.arange(12), 8)  # 12 classes x 8 videos
 
@@ -57,3 +57,41 @@ def test_save_and_load_round_trip_and_split_mismatch(tmp_path):
         load_episodes(path, labels=LABELS[:-1])
     with pytest.raises(FsarError, match="not found"):
         load_episodes(tmp_path / "missing.json")
+
+
+def test_order_episodes_hold_two_twin_pairs_and_are_reproducible():
+    from fsar.data.episodes import OrderEpisodeSampler
+
+    labels = [c for c in range(10) for _ in range(4)]
+    twins = {0: 1, 1: 0, 2: 3, 3: 2, 4: 5, 5: 4}
+    sampler = OrderEpisodeSampler(labels, twins, way=5, shot=1, queries=1, seed=7)
+    episodes = sampler.take(200)
+    for ep in episodes:
+        classes = set(ep.classes)
+        pairs = {frozenset((a, twins[a])) for a in classes if a in twins and twins[a] in classes}
+        assert len(pairs) >= 2 and len(classes) == 5
+        assert all(labels[v] == ep.classes[ep.support_labels[k]] for k, v in enumerate(ep.support))
+        assert all(labels[v] == ep.classes[y] for v, y in zip(ep.query, ep.query_labels))
+    # every pair is used, and the fifth class is sometimes a non-twin class
+    used = {
+        frozenset((a, twins[a]))
+        for ep in episodes
+        for a in ep.classes
+        if a in twins and twins[a] in ep.classes
+    }
+    assert len(used) == 3
+    assert any(set(ep.classes) & {6, 7, 8, 9} for ep in episodes)
+    again = OrderEpisodeSampler(labels, twins, way=5, shot=1, queries=1, seed=7).take(200)
+    assert again == episodes
+    # a stream apart from the standard episodes of the same seed
+    assert EpisodeSampler(labels, 5, 1, 1, seed=7).take(5) != episodes[:5]
+
+
+def test_order_episodes_refuse_asymmetric_or_too_few_pairs():
+    from fsar.data.episodes import OrderEpisodeSampler
+
+    labels = [c for c in range(6) for _ in range(3)]
+    with pytest.raises(EpisodeError, match="symmetric"):
+        OrderEpisodeSampler(labels, {0: 1}, way=5, shot=1, queries=1, seed=0)
+    with pytest.raises(EpisodeError, match="2 reversed-order twin pairs"):
+        OrderEpisodeSampler(labels, {0: 1, 1: 0}, way=5, shot=1, queries=1, seed=0)

@@ -31,7 +31,14 @@ def run(args: argparse.Namespace) -> int:
 
     from fsar.engine.data_setup import build_inputs
     from fsar.engine.protocol import write_episode_csv
-    from fsar.engine.trainer import evaluate_split, model_from_checkpoint, test_episodes
+    from fsar.engine.trainer import (
+        evaluate_split,
+        format_order_sensitive,
+        model_from_checkpoint,
+        order_episodes,
+        order_sensitive_report,
+        test_episodes,
+    )
 
     overrides = list(args.overrides)
     if args.split:
@@ -52,12 +59,20 @@ def run(args: argparse.Namespace) -> int:
     csv_path = (
         Path(args.csv) if args.csv else Path(args.checkpoint).with_name(f"eval_{clips.name}_episodes.csv")
     )
-    write_episode_csv(csv_path, outcome.results)
+    write_episode_csv(csv_path, outcome.results, clips.twins)
     s = outcome.summary
     print(
         f"{cfg.model.name} on {cfg.data.benchmark} {clips.name}, {ep.way}-way {ep.shot}-shot: "
         f"{s.mean:.2f} ± {s.ci95:.2f} (t: ± {s.ci95_t:.2f}) over {s.episodes} episodes"
     )
-    print(json.dumps(s.to_dict()))
+    order = None
+    if clips.twins and cfg.eval.order_episodes > 0:
+        order_eps = order_episodes(cfg, clips, csv_path.with_name(csv_path.stem + "_order_episodes.json"))
+        order = evaluate_split(model, clips, order_eps, device, cfg, cfg.eval.seed, desc="order")
+        write_episode_csv(csv_path.with_name(csv_path.stem + "_order.csv"), order.results, clips.twins)
+    report = {**s.to_dict(), **order_sensitive_report(outcome, order, clips.twins)}
+    for line in format_order_sensitive({f"test_{k}": v for k, v in s.to_dict().items()} | report):
+        print(line)
+    print(json.dumps(report))
     print(f"per-episode results: {csv_path}")
     return 0

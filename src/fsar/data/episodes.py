@@ -133,7 +133,14 @@ class EpisodeSampler:
         if g < 0:
             raise IndexError(f"episode index must be >= 0, got {g}")
         rng = np.random.default_rng([self.seed, g])
-        chosen = rng.choice(self.eligible, size=self.way, replace=False)
+        return self._fill(g, rng, self._choose_classes(rng))
+
+    def _choose_classes(self, rng: np.random.Generator) -> np.ndarray:
+        """Positions (into ``videos_by_class``) of the episode's classes, in episode-label order."""
+        return rng.choice(self.eligible, size=self.way, replace=False)
+
+    def _fill(self, g: int, rng: np.random.Generator, chosen: np.ndarray) -> Episode:
+        """Draw the support and query videos of the classes ``chosen``."""
         support: list[int] = []
         query: list[int] = []
         query_labels: list[int] = []
@@ -160,6 +167,59 @@ class EpisodeSampler:
         while True:
             yield self.episode(i)
             i += 1
+
+
+class OrderEpisodeSampler(EpisodeSampler):
+    """Episodes built to test temporal order: each ``way``-way episode holds ``pairs`` reversed-order twin pairs
+    (two classes with the same motion primitives in opposite orders, so frame order alone tells them apart) and
+    ``way - 2 * pairs`` other classes. Like :class:`EpisodeSampler`, episode ``i`` is a pure function of
+    ``(seed, i)``; support and query layout are the same.
+
+    ``twins``: split label -> the split label of its reversed-order twin (symmetric).
+    """
+
+    def __init__(
+        self,
+        labels: Sequence[int],
+        twins: dict[int, int],
+        way: int,
+        shot: int,
+        queries: int,
+        seed: int,
+        pairs: int = 2,
+    ) -> None:
+        super().__init__(labels, way, shot, queries, seed)
+        if 2 * pairs > way:
+            raise ValueError(f"{pairs} twin pairs do not fit in a {way}-way episode")
+        bad = {a: b for a, b in twins.items() if twins.get(b) != a}
+        if bad:
+            raise EpisodeError(f"twin map is not symmetric for {bad}: each twin must name the other")
+        eligible = {int(self.class_labels[c]) for c in self.eligible}
+        self.pairs = pairs
+        self.twin_pairs = sorted(
+            {(min(a, b), max(a, b)) for a, b in twins.items() if a in eligible and b in eligible}
+        )
+        if len(self.twin_pairs) < pairs:
+            raise EpisodeError(
+                f"order episodes need {pairs} reversed-order twin pairs with at least {shot + queries} videos per "
+                f"class; this split has {len(self.twin_pairs)}"
+            )
+        self._position = {int(label): c for c, label in enumerate(self.class_labels)}
+
+    def global_episode(self, g: int) -> Episode:
+        if g < 0:
+            raise IndexError(f"episode index must be >= 0, got {g}")
+        rng = np.random.default_rng([self.seed, g, 0x7E1A])  # a stream apart from the standard episodes'
+        return self._fill(g, rng, self._choose_classes(rng))
+
+    def _choose_classes(self, rng: np.random.Generator) -> np.ndarray:
+        picked = rng.choice(len(self.twin_pairs), size=self.pairs, replace=False)
+        classes = [self._position[label] for k in picked for label in self.twin_pairs[int(k)]]
+        others = np.setdiff1d(self.eligible, classes)
+        if len(others) < self.way - len(classes):
+            raise EpisodeError(f"not enough other classes to fill a {self.way}-way order episode")
+        classes += [int(c) for c in rng.choice(others, size=self.way - len(classes), replace=False)]
+        return np.asarray(classes)[rng.permutation(self.way)]
 
 
 def shard_episodes(episodes: Sequence[Episode], rank: int, world_size: int) -> list[Episode]:

@@ -47,6 +47,7 @@ class DataConfig:
     workers: int = 0  # data-loading worker processes
     feature_cache: str | None = None  # folder from `fsar extract-features` (frozen backbones)
     cache_clips: int = 0  # decoded clips kept in memory per process (pays off with deterministic sampling)
+    twins: str | None = None  # JSON {class: reversed-order twin class}; synthetic: the benchmark's meta.json
     allow_missing: bool = False  # skip videos missing from disk (listed in the run folder) instead of failing
 
 
@@ -106,6 +107,9 @@ class EvalConfig:
     episode_file: str | None = None  # fixed episodes (created on first use when it does not exist)
     seed: int = 1234
     batch_videos: int = 32  # videos per batch for the per-video (cached) part
+    order_episodes: int = (
+        1000  # order episodes (two twin pairs each) reported beside the standard ones; 0: off
+    )
     mode: str = "cached"  # cached: encode each video once | naive: re-encode every episode's videos
 
 

@@ -12,6 +12,7 @@ from fsar.data.clips import ClipLoader
 from fsar.data.modality import apply_modality
 from fsar.data.sampling import build_frame_sampler
 from fsar.data.transforms import ClipTransform
+from fsar.data.twins import read_twin_classes, twin_labels
 from fsar.engine.config import DataConfig
 from fsar.engine.episode_data import LoadedVideo, SplitClips
 from fsar.errors import ConfigError
@@ -76,6 +77,7 @@ def build_split_clips(
         video.frames = apply_modality(video.frames, data.modality)
         return video
 
+    twins = _twin_classes(data)
     out: dict[str, SplitClips] = {}
     for name in splits:
         split = bench.split(name)
@@ -84,9 +86,23 @@ def build_split_clips(
         skipped = [r for r in split.records if r.path is None]
         source = Path(split.split_file) if getattr(split, "split_file", None) else None
         out[name] = SplitClips(
-            name=name, records=present, load_video=load_video, skipped=skipped, source=source
+            name=name,
+            records=present,
+            load_video=load_video,
+            skipped=skipped,
+            source=source,
+            twins=twin_labels(twins, split.classes),
         )
     return out
+
+
+def _twin_classes(data: DataConfig) -> dict[str, str]:
+    """Reversed-order twin classes: from ``data.twins``, or the synthetic benchmark's ``meta.json``."""
+    if data.twins is not None:
+        return read_twin_classes(data.twins)
+    if data.benchmark == "synthetic" and data.root is not None and (Path(data.root) / "meta.json").is_file():
+        return read_twin_classes(Path(data.root) / "meta.json")
+    return {}
 
 
 def build_inputs(cfg, splits: tuple[str, ...], run_dir: Path | None = None):

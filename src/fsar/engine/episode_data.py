@@ -44,6 +44,7 @@ class SplitClips:
     load_video: Callable[[object, bool, np.random.Generator], LoadedVideo]
     skipped: list = field(default_factory=list)  # records left out because their video is missing
     source: Path | None = None  # the split file the records come from
+    twins: dict[int, int] = field(default_factory=dict)  # split label -> reversed-order twin's label
 
     @property
     def labels(self) -> list[int]:

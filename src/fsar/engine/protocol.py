@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -97,26 +97,54 @@ class EpisodeResult:
         return self.correct / self.queries
 
 
-def write_episode_csv(path: str | Path, results: Sequence[EpisodeResult]) -> None:
-    """One row per episode: index, accuracy, correct, queries, the episode's classes, predictions and labels."""
+def twin_queries(result: EpisodeResult, twins: Mapping[int, int]) -> list[bool]:
+    """Which queries of ``result`` are *twin queries*: their class's reversed-order twin (``twins``: split label
+    -> split label) is also a class of the episode, so only temporal order tells the two apart."""
+    classes = set(result.classes)
+    return [twins.get(result.classes[y], -1) in classes for y in result.labels]
+
+
+def twin_counts(result: EpisodeResult, twins: Mapping[int, int]) -> tuple[int, int]:
+    """``(correct, total)`` over the twin queries of one episode."""
+    mask = twin_queries(result, twins)
+    correct = sum(1 for m, p, y in zip(mask, result.predictions, result.labels) if m and p == y)
+    return correct, sum(mask)
+
+
+def summarize_twin_accuracy(
+    results: Sequence[EpisodeResult], twins: Mapping[int, int] | None
+) -> AccuracySummary | None:
+    """Accuracy on twin queries: the mean over the episodes that hold at least one twin query of their twin-query
+    accuracy, with the protocol's intervals over those episodes. ``None`` without twins or twin queries."""
+    if not twins:
+        return None
+    per_episode = [c / n for c, n in (twin_counts(r, twins) for r in results) if n]
+    return summarize_accuracies(per_episode) if per_episode else None
+
+
+def write_episode_csv(
+    path: str | Path, results: Sequence[EpisodeResult], twins: Mapping[int, int] | None = None
+) -> None:
+    """One row per episode: index, accuracy, correct, queries, the episode's classes, predictions and labels;
+    with ``twins`` (split label -> its reversed-order twin's label) also the correct and total twin queries."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     with tmp.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["episode", "accuracy", "correct", "queries", "classes", "predictions", "labels"])
+        header = ["episode", "accuracy", "correct", "queries", "classes", "predictions", "labels"]
+        writer.writerow(header + (["twin_correct", "twin_queries"] if twins else []))
         for r in sorted(results, key=lambda r: r.episode):
-            writer.writerow(
-                [
-                    r.episode,
-                    f"{r.accuracy:.6f}",
-                    r.correct,
-                    r.queries,
-                    " ".join(map(str, r.classes)),
-                    " ".join(map(str, r.predictions)),
-                    " ".join(map(str, r.labels)),
-                ]
-            )
+            row = [
+                r.episode,
+                f"{r.accuracy:.6f}",
+                r.correct,
+                r.queries,
+                " ".join(map(str, r.classes)),
+                " ".join(map(str, r.predictions)),
+                " ".join(map(str, r.labels)),
+            ]
+            writer.writerow(row + (list(twin_counts(r, twins)) if twins else []))
     os.replace(tmp, path)
 
 

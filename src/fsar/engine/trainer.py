@@ -27,7 +27,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from fsar.data.episodes import EpisodeSampler, load_episodes, save_episodes, shard_episodes
+from fsar.data.episodes import (
+    EpisodeSampler,
+    OrderEpisodeSampler,
+    load_episodes,
+    save_episodes,
+    shard_episodes,
+)
 from fsar.engine.build import build_model, build_optimizer, lr_multiplier, resolve_device
 from fsar.engine.cached_eval import evaluate_cached
 from fsar.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -35,7 +41,13 @@ from fsar.engine.config import Config, apply_overrides, config_from_dict, dump_c
 from fsar.engine.distributed import DistContext, all_gather_objects, barrier
 from fsar.engine.episode_data import EpisodeDataset, SplitClips, episode_loader
 from fsar.engine.evaluate import accuracies, evaluate_naive
-from fsar.engine.protocol import AccuracySummary, summarize_accuracies, write_episode_csv
+from fsar.engine.protocol import (
+    AccuracySummary,
+    summarize_accuracies,
+    summarize_twin_accuracy,
+    twin_counts,
+    write_episode_csv,
+)
 from fsar.engine.run_logging import RunLogger
 from fsar.errors import ConfigError, FsarError
 
@@ -82,6 +94,62 @@ def test_episodes(cfg: Config, clips: SplitClips, way: int, shot: int, queries: 
         save_episodes(path, episodes, labels=labels, meta=meta | {"seed": cfg.eval.seed})
         return episodes
     return EpisodeSampler(labels, way, shot, queries, seed=cfg.eval.seed).take(cfg.eval.episodes)
+
+
+def order_episodes(cfg: Config, clips: SplitClips, path: Path | None) -> list:
+    """``eval.order_episodes`` order episodes of ``clips`` (two reversed-order twin pairs each), drawn with
+    ``eval.seed``; written as an episode file to ``path`` when given."""
+    ep = cfg.episodes
+    sampler = OrderEpisodeSampler(
+        clips.labels, clips.twins, ep.way, ep.shot, ep.test_queries, seed=cfg.eval.seed
+    )
+    episodes = sampler.take(cfg.eval.order_episodes)
+    if path is not None:
+        meta = {"benchmark": cfg.data.benchmark, "split": clips.name, "way": ep.way, "shot": ep.shot}
+        meta |= {
+            "queries": ep.test_queries,
+            "seed": cfg.eval.seed,
+            "kind": "order (2 twin pairs per episode)",
+        }
+        save_episodes(path, episodes, labels=clips.labels, meta=meta)
+    return episodes
+
+
+def order_sensitive_report(
+    standard: EvalOutcome, order: EvalOutcome | None, twins: dict[int, int]
+) -> dict[str, float | int | None]:
+    """results.json entries: twin-query accuracy of the standard episodes, and the order episodes' accuracy
+    (all queries and twin queries), each with its interval; empty without twin classes."""
+    if not twins:
+        return {}
+    out: dict[str, float | int | None] = {}
+    for prefix, outcome in (("test", standard), ("order", order)):
+        if outcome is None:
+            continue
+        if prefix == "order":
+            out |= {f"order_{k}": v for k, v in outcome.summary.to_dict().items()}
+        twin = summarize_twin_accuracy(outcome.results, twins)
+        if twin is not None:
+            out |= {f"{prefix}_twin_{k}": v for k, v in twin.to_dict().items()}
+            out[f"{prefix}_twin_queries"] = sum(twin_counts(r, twins)[1] for r in outcome.results)
+    return out
+
+
+def format_order_sensitive(result: dict) -> list[str]:
+    """Human-readable lines for the entries of :func:`order_sensitive_report` present in ``result``."""
+    lines = []
+    if "test_twin_mean" in result:
+        lines.append(
+            f"twin queries {result['test_twin_mean']:.2f} ± {result['test_twin_ci95']:.2f} "
+            f"({result['test_twin_queries']} queries in {result['test_twin_episodes']} episodes)"
+        )
+    if "order_mean" in result:
+        lines.append(
+            f"order episodes {result['order_mean']:.2f} ± {result['order_ci95']:.2f} over "
+            f"{result['order_episodes']} episodes (twin queries {result['order_twin_mean']:.2f} ± "
+            f"{result['order_twin_ci95']:.2f})"
+        )
+    return lines
 
 
 @dataclass
@@ -228,6 +296,7 @@ class Trainer:
         checkpoint_every = cfg.train.checkpoint_every or cfg.train.val_every
         autocast = _autocast(self.device, cfg.train.precision)
 
+        start_tasks = state["tasks_done"]  # episodes/s counts this process's episodes only (resume-safe)
         window = torch.zeros(4, dtype=torch.float64)  # loss sum, correct, queries, short clips (this rank)
         window_tasks = 0
         model.train()
@@ -291,8 +360,7 @@ class Trainer:
                     "train_acc": 100.0 * float(totals[1]) / max(1.0, float(totals[2])),
                     "lr": optimizer.param_groups[0]["lr"],
                     "short_clips": int(totals[3]),  # clips from videos shorter than T (last frame repeated)
-                    "episodes_per_s": (done - state["tasks_done"] + 0.0)
-                    / max(1e-9, time.perf_counter() - start),
+                    "episodes_per_s": (done - start_tasks + 0.0) / max(1e-9, time.perf_counter() - start),
                 }
                 state["train_rows"].append(row)
                 if logger is not None:
@@ -330,6 +398,14 @@ class Trainer:
         outcome = evaluate_split(
             model, test_clips, episodes, self.device, cfg, cfg.eval.seed, test_clips.name, ctx
         )
+        order = None
+        if test_clips.twins and cfg.eval.order_episodes > 0:
+            order_eps = order_episodes(
+                cfg, test_clips, self.run_dir / "order_episodes.json" if ctx.is_main else None
+            )
+            order = evaluate_split(
+                model, test_clips, order_eps, self.device, cfg, cfg.eval.seed, "order", ctx
+            )
         result = {
             "name": cfg.name,
             "method": cfg.model.name,
@@ -343,9 +419,14 @@ class Trainer:
             "train_seconds": train_seconds,
             "world_size": ctx.world_size,
             **{f"test_{k}": v for k, v in outcome.summary.to_dict().items()},
+            **order_sensitive_report(outcome, order, test_clips.twins),
         }
         if ctx.is_main:
-            write_episode_csv(self.run_dir / f"{test_clips.name}_episodes.csv", outcome.results)
+            write_episode_csv(
+                self.run_dir / f"{test_clips.name}_episodes.csv", outcome.results, test_clips.twins
+            )
+            if order is not None:
+                write_episode_csv(self.run_dir / "order_episodes.csv", order.results, test_clips.twins)
             (self.run_dir / "results.json").write_text(json.dumps(result, indent=2))
             if logger is not None:
                 logger.close()
@@ -354,6 +435,8 @@ class Trainer:
             f"(t-interval ±{outcome.summary.ci95_t:.2f}) over {outcome.summary.episodes} episodes, "
             f"checkpoint selected on {cfg.train.select_on} at task {state['best_task']}"
         )
+        for line in format_order_sensitive(result):
+            self.log(f"{cfg.name}: {line}")
         self.model = model
         return result
 

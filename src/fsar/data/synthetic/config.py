@@ -73,6 +73,7 @@ class SynthConfig:
     max_distractors: int = 2
     distractor_radius_range: tuple[float, float] = (0.07, 0.12)  # fraction of min(H, W)
     camera_jitter: int = 2  # max absolute global shift per frame (integer pixels)
+    bright_actor: bool = False  # actor always brighter than the background (hues stay random)
     noise_std_range: tuple[float, float] = (2.0, 6.0)  # Gaussian pixel noise, grey levels
     # Encoding.
     codec: str = "libx264"  # or "mpeg4"

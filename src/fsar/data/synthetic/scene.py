@@ -12,6 +12,7 @@ image at pixel ``p`` shows the scene at ``p - camera[t]``).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,6 +90,20 @@ def _start_range(low_offset: float, high_offset: float, margin: float, extent: f
     return lo, hi
 
 
+def _bright_actor(background: np.ndarray, texture: ActorTexture) -> tuple[np.ndarray, ActorTexture]:
+    """The same random colours squeezed so that the actor (grey levels 155-255) is always brighter than the
+    background (0-100) and its marker dark (0-75): frame differences then show the actor's leading edge as a
+    brightening and its trailing edge as a darkening, whatever the hues. Draws nothing from the generator."""
+    squeeze = np.float32(100.0 / 255.0)
+    bright = dataclasses.replace(
+        texture,
+        colour_a=155.0 + texture.colour_a * squeeze,
+        colour_b=155.0 + texture.colour_b * squeeze,
+        marker_colour=texture.marker_colour * np.float32(75.0 / 255.0),
+    )
+    return background * squeeze, bright
+
+
 def sample_scene(config: SynthConfig, class_def: ClassDef, rng: np.random.Generator) -> Scene:
     """Draw every random choice of one video from ``rng``, in a fixed order."""
     T, H, W = config.num_frames, config.height, config.width
@@ -101,6 +116,8 @@ def sample_scene(config: SynthConfig, class_def: ClassDef, rng: np.random.Genera
     # Actor appearance and points.
     shape = SHAPES[int(rng.integers(len(SHAPES)))]
     texture = ActorTexture.random(rng, bg_mean)
+    if config.bright_actor:
+        background, texture = _bright_actor(background, texture)
     radius = rng.uniform(*config.actor_radius_range) * size
     local_points = sample_points_in_shape(shape, config.num_points, rng)
 

@@ -1,6 +1,7 @@
 """Turning episodes into clip batches: the data side of training and evaluation.
 
-``SplitClips`` binds a split's video records to a clip loader (and optional point tracks). ``EpisodeDataset`` is a
+``SplitClips`` binds a split's video records to a clip source of ``fsar.data.sources`` (``LoadedVideo`` lives
+there too). ``EpisodeDataset`` is a
 ``torch.utils.data.Dataset`` whose item ``i`` is the support and query ``ClipBatch`` of an episode; the random
 choices made while loading a clip (frame jitter, crop, flip) come from a generator seeded with
 ``(seed, episode index, position in the episode)``, so the same config and seed give the same tensors whatever the
@@ -19,17 +20,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from fsar.data.batch import ClipBatch
 from fsar.data.episodes import Episode
+from fsar.data.sources import LoadedVideo
 
-
-@dataclass
-class LoadedVideo:
-    """One clip and, when the method uses them, its point tracks."""
-
-    frames: torch.Tensor  # [T, 3, H, W]
-    tracks: torch.Tensor | None = None  # [T, N, 2] in [-1, 1]
-    query_mask: torch.Tensor | None = None  # [T, N]
-    visibility: torch.Tensor | None = None  # [T, N]
-    short: bool = False
+__all__ = ["EpisodeDataset", "LoadedVideo", "SplitClips", "episode_loader", "stack_videos", "video_rng"]
 
 
 @dataclass

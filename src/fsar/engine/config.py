@@ -47,6 +47,7 @@ class DataConfig:
     workers: int = 0  # data-loading worker processes
     feature_cache: str | None = None  # folder from `fsar extract-features` (frozen backbones)
     cache_clips: int = 0  # decoded clips kept in memory per process (pays off with deterministic sampling)
+    clip_store: str | None = None  # folder from `fsar data prepare`: pre-decoded clips, no decoding at all
     allow_missing: bool = False  # skip videos missing from disk (listed in the run folder) instead of failing
 
 

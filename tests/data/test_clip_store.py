@@ -46,6 +46,13 @@ def bench_dir(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    assert main(["synth", "--out", str(out), "--preset", "tiny", "--quiet"]) == 0
+    return out
+
+
 def data_cfg(root: Path, **kw) -> DataConfig:
     base = dict(
         benchmark="hmdb51",  # class folders, flips allowed
@@ -147,9 +154,7 @@ def test_loader_level_indices_params_and_short_flags_are_identical(bench_dir, tm
     assert store.open_entry("sit/d").size == (42, 32)  # a portrait video keeps its aspect
 
 
-def test_training_and_eval_from_the_store_never_decode(tmp_path, monkeypatch):
-    synth = tmp_path / "synth"
-    assert main(["synth", "--out", str(synth), "--preset", "tiny", "--quiet"]) == 0
+def test_training_and_eval_from_the_store_never_decode(synth, tmp_path, monkeypatch):
     store = tmp_path / "store"
     assert (
         main(
@@ -298,3 +303,60 @@ def test_workers_write_the_same_store(bench_dir, tmp_path):
     prepare(bench_dir, d, tmp_path / "two", splits=("test",), workers=2)
     one = (tmp_path / "one" / "test" / "shard_00000.u8").read_bytes()
     assert one == (tmp_path / "two" / "test" / "shard_00000.u8").read_bytes()
+
+
+def test_point_tracks_work_from_the_store(synth, tmp_path):
+    tracks = tmp_path / "tracks"
+    argv = ["track", "--benchmark", "synthetic", "--root", str(synth), "--out", str(tracks), "--split-names"]
+    assert main([*argv, "test", "--grid", "4", "--points", "8", "--no-progress"]) == 0
+    over = [f"data.root={synth}", f"data.tracks={tracks}", "data.workers=0"]
+    store = tmp_path / "store"
+    prep = [
+        "data",
+        "prepare",
+        "demo_tats_tiny",
+        *over,
+        "--splits",
+        "test",
+        "--out",
+        str(store),
+        "--no-progress",
+    ]
+    assert main(prep) == 0
+    cfg = load_config("demo_tats_tiny", over)
+    decoded = build_split_clips(cfg.data, ("test",))["test"]
+    stored = build_split_clips(dataclasses.replace(cfg.data, clip_store=str(store)), ("test",))["test"]
+    track_frames = set()
+    for rec_d, rec_s in zip(decoded.records, stored.records):
+        for train in (True, False):
+            a = decoded.load_video(rec_d, train, np.random.default_rng(3))
+            b = stored.load_video(rec_s, train, np.random.default_rng(3))
+            assert b.tracks is not None and b.tracks.shape == (8, 8, 2)
+            for name in ("tracks", "query_mask", "visibility"):
+                assert np.array_equal(getattr(a, name).numpy(), getattr(b, name).numpy()), name
+            assert np.abs(a.frames.numpy() - b.frames.numpy()).max() <= 0.5 / 255 * 2 + 1e-6  # rgb_diff: 2x
+        video = ClipStore(store).split("test").open_entry(rec_s.entry)
+        track_frames |= set(video.stored_indices.tolist())
+    # the store holds the track files' frames too (LK tracks at 10 fps of the 16-frame videos)
+    assert len(track_frames) > 8
+    # a store prepared without tracks does not serve a run with tracks, but a store with tracks serves one without
+    plain = tmp_path / "plain"
+    assert (
+        main(
+            [
+                "data",
+                "prepare",
+                "demo_tats_tiny",
+                f"data.root={synth}",
+                "--splits",
+                "test",
+                "--out",
+                str(plain),
+            ]
+        )
+        == 0
+    )
+    with pytest.raises(ClipStoreError, match="frames.tracks: store has False, this run has True"):
+        build_split_clips(dataclasses.replace(cfg.data, clip_store=str(plain)), ("test",))
+    no_tracks = dataclasses.replace(cfg.data, tracks=None, clip_store=str(store))
+    assert len(build_split_clips(no_tracks, ("test",))["test"].records) == 30

@@ -360,3 +360,53 @@ def test_point_tracks_work_from_the_store(synth, tmp_path):
         build_split_clips(dataclasses.replace(cfg.data, clip_store=str(plain)), ("test",))
     no_tracks = dataclasses.replace(cfg.data, tracks=None, clip_store=str(store))
     assert len(build_split_clips(no_tracks, ("test",))["test"].records) == 30
+
+
+def test_frame_folders_in_the_benchmark_layout_are_read_back_as_frame_folders(bench_dir, tmp_path, capsys):
+    out = tmp_path / "frames"
+    args = ["data", "prepare", "demo_ta2n_tiny", "data.benchmark=hmdb51", f"data.root={bench_dir / 'videos'}"]
+    args += [f"data.splits={bench_dir / 'splits'}", "--format", "frames", "--out", str(out), "--no-progress"]
+    (out / "jump" / ".a.partial").mkdir(parents=True)  # a killed run's leftover: replaced, never read
+    (out / "jump" / ".a.partial" / "img_00001.jpg").write_bytes(b"junk")
+    assert main(args) == 0
+    assert "4 videos: 4 prepared now, 0 already done, 0 failed" in capsys.readouterr().out
+    assert sorted(p.name for p in (out / "jump" / "a").iterdir())[:2] == ["img_00001.jpg", "img_00002.jpg"]
+    assert not (out / "jump" / ".a.partial").exists()
+    frames = load_benchmark("hmdb51", root=out, splits_dir=bench_dir / "splits")
+    videos = load_benchmark("hmdb51", root=bench_dir / "videos", splits_dir=bench_dir / "splits")
+    from fsar.data.video import FrameFolderVideo, open_video
+
+    for a, b in zip(frames.split("test").records, videos.split("test").records):
+        fv, vv = open_video(a.path), open_video(b.path)
+        assert isinstance(fv, FrameFolderVideo) and fv.num_frames == vv.num_frames and fv.size == vv.size
+        idx = np.arange(vv.num_frames)
+        assert np.abs(fv.frames(idx).astype(int) - vv.frames(idx).astype(int)).mean() < 2.0  # JPEG q95
+    assert main(args) == 0  # resumed: everything is there already
+    assert "0 prepared now, 4 already done" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "data",
+                "check",
+                "--benchmark",
+                "hmdb51",
+                "--root",
+                str(out),
+                "--splits",
+                str(bench_dir / "splits"),
+            ]
+        )
+        == 0
+    )
+
+
+def test_frame_folder_outputs_follow_the_video_id_layout(tmp_path):
+    from fsar.data.prepare import frame_folder_output
+
+    root = tmp_path / "ssv2"
+    write_encoded_video(root / "51958.mp4", make_frames(4))
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits" / "testlist01.txt").write_text("train24/51958\n")
+    bench = load_benchmark("ssv2_small", root=root, splits_dir=tmp_path / "splits")
+    record = bench.split("test").records[0]
+    assert frame_folder_output(bench, record, tmp_path / "out") == tmp_path / "out" / "51958"

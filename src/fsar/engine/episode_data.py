@@ -1,8 +1,8 @@
 """Turning episodes into clip batches: the data side of training and evaluation.
 
 ``SplitClips`` binds a split's video records to a clip source of ``fsar.data.sources`` (``LoadedVideo`` lives
-there too). ``EpisodeDataset`` is a
-``torch.utils.data.Dataset`` whose item ``i`` is the support and query ``ClipBatch`` of an episode; the random
+there too). ``EpisodeDataset`` is a ``torch.utils.data.Dataset`` whose item ``i`` is the support and query
+``ClipBatch`` of an episode; the random
 choices made while loading a clip (frame jitter, crop, flip) come from a generator seeded with
 ``(seed, episode index, position in the episode)``, so the same config and seed give the same tensors whatever the
 number of workers.
@@ -22,7 +22,15 @@ from fsar.data.batch import ClipBatch
 from fsar.data.episodes import Episode
 from fsar.data.sources import LoadedVideo
 
-__all__ = ["EpisodeDataset", "LoadedVideo", "SplitClips", "episode_loader", "stack_videos", "video_rng"]
+__all__ = [
+    "EpisodeDataset",
+    "LoadedVideo",
+    "SplitClips",
+    "episode_loader",
+    "pin_memory_for",
+    "stack_videos",
+    "video_rng",
+]
 
 
 @dataclass
@@ -118,8 +126,17 @@ class EpisodeDataset(Dataset):
         return ep, support, query
 
 
-def episode_loader(dataset: EpisodeDataset, workers: int) -> DataLoader:
-    """A DataLoader yielding one episode at a time (no re-batching), decoding in ``workers`` processes."""
+def pin_memory_for(device: torch.device | str | None) -> bool:
+    """Pin loaded batches only when they go to a CUDA device (page-locked host memory, asynchronous copies)."""
+    return device is not None and torch.device(device).type == "cuda"
+
+
+def episode_loader(
+    dataset: EpisodeDataset, workers: int, device: torch.device | str | None = None
+) -> DataLoader:
+    """A DataLoader yielding one episode at a time (no re-batching), decoding in ``workers`` processes. For a CUDA
+    ``device`` the batches are pinned, so ``batch.to(device, non_blocking=True)`` overlaps the host-to-device copy
+    with compute."""
     return DataLoader(
         dataset,
         batch_size=None,
@@ -127,4 +144,5 @@ def episode_loader(dataset: EpisodeDataset, workers: int) -> DataLoader:
         num_workers=workers,
         persistent_workers=False,
         prefetch_factor=2 if workers > 0 else None,
+        pin_memory=pin_memory_for(device),
     )

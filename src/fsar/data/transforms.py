@@ -149,15 +149,25 @@ class ClipTransform:
             raise ValueError(
                 f"ClipTransform: frames are {tuple(x.shape[1:3])} but params were drawn for {params.in_hw}"
             )
-        x = _resize(x.permute(0, 3, 1, 2).to(torch.float32), params.resized_hw)
         h, w = params.out_hw
-        x = x[:, :, params.crop_top : params.crop_top + h, params.crop_left : params.crop_left + w]
-        if params.flip:
-            x = x.flip(-1)
+        top, left = params.crop_top, params.crop_left
+        if params.resized_hw == params.in_hw:
+            # no resize (e.g. a clip store's frames): crop and flip the uint8 frames, then convert only the kept
+            # pixels to float; the same values as converting first, with a fraction of the memory traffic
+            x = x[:, top : top + h, left : left + w]
+            if params.flip:
+                x = x.flip(2)
+            x = x.permute(0, 3, 1, 2).contiguous().to(torch.float32)
+        else:
+            x = _resize(x.permute(0, 3, 1, 2).to(torch.float32), params.resized_hw)
+            x = x[:, :, top : top + h, left : left + w]
+            if params.flip:
+                x = x.flip(-1)
+            x = x.contiguous()
         mean, std = NORMALIZATIONS[self.normalization]
         mean_t = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1) * 255.0
         std_t = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1) * 255.0
-        return ((x - mean_t) / std_t).contiguous()
+        return x.sub_(mean_t).div_(std_t)
 
     def __call__(self, frames: np.ndarray | torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         in_hw = (int(frames.shape[1]), int(frames.shape[2]))

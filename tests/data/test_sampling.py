@@ -88,3 +88,21 @@ def test_apply_short_video_policy_guards():
         apply_short_video_policy(8, 8)
     with pytest.raises(ValueError, match="T must be >= 1"):
         apply_short_video_policy(3, 0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_support_holds_every_frame_the_sampler_can_pick(name):
+    from fsar.data.sampling import sampler_support
+
+    s = build_frame_sampler(name)
+    for n in [1, 3, 7, 8, 9, 10, 12, 17, 31, 48, 100, 301]:
+        support = sampler_support(s, n, 8)
+        assert np.all(np.diff(support) > 0) and support.min() >= 0 and support.max() < n
+        picked = {int(i) for seed in range(200) for i in s(n, 8, True, rng(seed))}
+        picked |= {int(i) for i in s(n, 8, False, rng())}
+        assert picked <= set(support.tolist()), (name, n)
+        if name == "ta2n":  # every (start, end) choice is reachable, so the support is exactly what is picked
+            assert len(support) <= 48
+    assert sampler_support(build_frame_sampler("uniform"), 100, 8).tolist() == [0, 14, 28, 42, 56, 70, 84, 99]
+    assert len(sampler_support(build_frame_sampler("segment"), 100, 8)) == 100
+    assert sampler_support(lambda n, T, train, rng: None, 5, 8).tolist() == [0, 1, 2, 3, 4]  # no support: all

@@ -1,4 +1,5 @@
 """``fsar data check``: list the missing, unreadable and too-short videos of a benchmark's splits.
+(``fsar data prepare`` lives in ``fsar.cli.data_prepare``.)
 
 Exit status 0 when every listed video is present and readable, 1 otherwise (2 for a usage error).
 """
@@ -9,7 +10,9 @@ import argparse
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("data", help="dataset tools (data check)", description="Dataset tools.")
+    p = subparsers.add_parser(
+        "data", help="dataset tools (data check, data prepare)", description="Dataset tools."
+    )
     sub = p.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
     p.set_defaults(func=run, data_parser=p)
     c = sub.add_parser(
@@ -44,6 +47,9 @@ def register(subparsers) -> None:
     c.add_argument("--workers", type=int, default=1, help="threads decoding videos in parallel (default 1)")
     c.add_argument("--json", default=None, metavar="OUT", help="also write the report as JSON to OUT")
     c.set_defaults(func=run_check)
+    from fsar.cli.data_prepare import register_prepare
+
+    register_prepare(sub)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,6 +22,11 @@ def register(subparsers) -> None:
     p.add_argument("--tasks", type=int, default=None, help="training episodes per method (default: preset's)")
     p.add_argument("--episodes", type=int, default=None, help="test episodes per method (default: preset's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--clip-store",
+        action="store_true",
+        help="decode the videos once into a clip store (fsar data prepare) and train/evaluate from it",
+    )
     p.add_argument("overrides", nargs="*", help="config overrides applied to every method")
     p.set_defaults(func=run)
 
@@ -38,5 +43,6 @@ def run(args: argparse.Namespace) -> int:
         episodes=args.episodes,
         seed=args.seed,
         overrides=list(args.overrides),
+        clip_store=args.clip_store,
     )
     return 0

@@ -1,12 +1,19 @@
 """Video data: one ``Video`` over encoded files and frame folders, seeded frame samplers, clip transforms, split
 parsers, named benchmarks, clip loading, episodes, ``data check`` and the synthetic benchmark (``fsar.data.synthetic``).
+
+Clip sources (``fsar.data.sources``) are where the engine gets clips from, whatever holds the pixels: videos or frame
+folders (decoded per clip), the clip store (``fsar.data.clip_store``, built by ``fsar.data.prepare``), point tracks
+(``fsar.data.tracks`` over the ``fsar.data.trackfile`` format) and cached backbone features
+(``fsar.data.feature_store``).
 """
 
 from fsar.data.batch import ClipBatch
 from fsar.data.benchmarks import BENCHMARKS, Benchmark, SplitData, VideoRecord, load_benchmark, load_synthetic
+from fsar.data.clip_store import ClipStore
 from fsar.data.clips import ClipLoader, LoadedClip, make_clip_batch
 from fsar.data.episodes import Episode, EpisodeSampler, load_episodes, save_episodes
-from fsar.data.sampling import FRAME_SAMPLERS, build_frame_sampler
+from fsar.data.sampling import FRAME_SAMPLERS, build_frame_sampler, sampler_support
+from fsar.data.sources import ClipSource, LoadedVideo, PixelClips
 from fsar.data.transforms import ClipTransform
 from fsar.data.video import Video, open_video
 
@@ -16,10 +23,14 @@ __all__ = [
     "Benchmark",
     "ClipBatch",
     "ClipLoader",
+    "ClipSource",
+    "ClipStore",
     "ClipTransform",
     "Episode",
     "EpisodeSampler",
     "LoadedClip",
+    "LoadedVideo",
+    "PixelClips",
     "SplitData",
     "Video",
     "VideoRecord",
@@ -29,5 +40,6 @@ __all__ = [
     "load_synthetic",
     "make_clip_batch",
     "open_video",
+    "sampler_support",
     "save_episodes",
 ]

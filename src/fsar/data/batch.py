@@ -42,6 +42,16 @@ class ClipBatch:
                 changes[f.name] = value.to(device, non_blocking=non_blocking)
         return replace(self, **changes)
 
+    def pin_memory(self) -> ClipBatch:
+        """A copy with every tensor in page-locked memory (``DataLoader(pin_memory=True)`` calls this), so that
+        ``.to("cuda", non_blocking=True)`` overlaps the copy with compute. Needs an accelerator."""
+        changes = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Tensor):
+                changes[f.name] = value.pin_memory()
+        return replace(self, **changes)
+
     def select(self, index: Tensor | list[int]) -> ClipBatch:
         """Rows ``index`` of every tensor (and of ``video_ids``)."""
         idx = torch.as_tensor(index, dtype=torch.long)

@@ -4,6 +4,12 @@
 whose video is missing (``path is None``) or unreadable raises ``fsar.errors.VideoError``: a clip is never replaced
 by another video (MoLo's ``__getitem__(index - 1)`` fallback silently changes the test set; field.md §3 G).
 
+Where the frames come from is the loader's ``video_source`` (record -> ``Video``): by default the record's file or
+frame folder (``open_video``), or a clip store's ``StoreSplit.open`` (``fsar.data.clip_store``), whose videos are
+already resized. A video with a ``source_size`` (the original (H, W)) is taken as already resized to the
+transform's size: the crop and flip are drawn exactly as for the original frames (same ``rng`` draws, same
+``ClipParams``), and only the resize is skipped.
+
 Videos shorter than ``T`` get the short-video policy of ``fsar.data.sampling`` (repeat the last frame) and come
 back with ``LoadedClip.short = True``; ``count_short_clips`` counts them so callers can log how many clips were
 padded (no counter is kept in global or loader state, so it also works across data-loader worker processes).
@@ -13,7 +19,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +63,7 @@ class ClipLoader:
         transform_test: ClipTransform,
         cache_clips: int = 0,
         train_augment=None,
+        video_source=None,
     ) -> None:
         if int(num_frames) < 1:
             raise ValueError(f"ClipLoader: num_frames must be >= 1, got {num_frames}")
@@ -70,6 +77,7 @@ class ClipLoader:
         )
         self.cache_clips = int(cache_clips)
         self._cache: OrderedDict[tuple[Path, bytes], np.ndarray] = OrderedDict()
+        self.video_source = video_source  # callable(record) -> Video; None: open the record's path
 
     def open(self, record) -> Video:
         """The ``Video`` of a ``VideoRecord`` (or anything with ``path``, ``class_name``, ``video_id``, ``line``)."""
@@ -82,6 +90,8 @@ class ClipLoader:
                 f"video listed in {where} is missing from the videos root; run `fsar data check` to list every "
                 "missing video, or allow skipping missing videos (data.allow_missing)",
             )
+        if self.video_source is not None:
+            return self.video_source(record)
         return self.open_path(Path(record.path))
 
     def open_path(self, path: str | Path) -> Video:
@@ -94,7 +104,8 @@ class ClipLoader:
         n = video.num_frames
         self._frame_counts[Path(video.path)] = n
         indices = self._sample(n, train, rng)
-        return self._finish(self._read(video, indices), indices, n, train, rng)
+        source_hw = getattr(video, "source_size", None)
+        return self._finish(self._read(video, indices), indices, n, train, rng, source_hw)
 
     def load(self, record, train: bool, rng: np.random.Generator) -> LoadedClip:
         """The clip of ``record`` (a ``VideoRecord``); raises ``VideoError`` if missing or unreadable."""
@@ -122,12 +133,29 @@ class ClipLoader:
                 self._cache.popitem(last=False)
         return frames
 
-    def _finish(self, frames: np.ndarray, indices: np.ndarray, n: int, train: bool, rng) -> LoadedClip:
+    def _finish(
+        self, frames: np.ndarray, indices: np.ndarray, n: int, train: bool, rng, source_hw=None
+    ) -> LoadedClip:
         if train and self.train_augment is not None:
             frames = self.train_augment(frames, rng)
         transform = self.transform_train if train else self.transform_test
-        params = transform.sample_params(frames.shape[1:3], rng)
-        return LoadedClip(transform.apply(frames, params), indices, is_short(n, self.num_frames), n, params)
+        params = transform.sample_params(source_hw or frames.shape[1:3], rng)
+        pixels = apply_to_frames(transform, frames, params)
+        return LoadedClip(pixels, indices, is_short(n, self.num_frames), n, params)
+
+
+def apply_to_frames(transform: ClipTransform, frames: np.ndarray, params: ClipParams) -> torch.Tensor:
+    """``transform.apply`` for frames at the original size (``params.in_hw``) or already resized to
+    ``params.resized_hw`` (a clip store's frames): then only crop, flip and normalisation run."""
+    hw = (int(frames.shape[1]), int(frames.shape[2]))
+    if hw == params.in_hw:
+        return transform.apply(frames, params)
+    if hw != params.resized_hw:
+        raise ValueError(
+            f"frames of size {hw} are neither the original size {params.in_hw} nor the resized size "
+            f"{params.resized_hw} of this transform; was the clip store prepared with another resolution?"
+        )
+    return transform.apply(frames, replace(params, in_hw=hw))
 
 
 def count_short_clips(clips: Iterable[LoadedClip]) -> int:

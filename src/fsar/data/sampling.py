@@ -14,6 +14,13 @@ draws its random choices from ``rng`` only (a ``numpy.random.Generator``), so a 
   ``[floor(k*n/T), floor((k+1)*n/T))``; train takes a uniformly random frame of each segment, test its centre
   ``floor((k+0.5)*n/T)``.
 
+**Which frames a sampler can pick.** Every built-in sampler has a ``support(num_frames, T)`` attribute: the sorted
+set of frame indices it can return for an ``n``-frame video, at train (any ``rng``) or test. ``sampler_support``
+reads it (all ``n`` frames for a sampler without one). The clip store (``fsar.data.clip_store``) stores exactly
+these frames, so train-time jitter works from the store as from the video: ``uniform`` needs ``T`` frames, ``ta2n``
+at most ``(2 * max_jitter + 2) * T``-ish (the union over every start/end choice, bounded independently of ``n``),
+``segment`` every frame (its train draw is any frame of each segment).
+
 **Short videos** (``n < T``), the one policy of every sampler, "repeat the last frame": all ``n`` frames in order,
 then index ``n-1`` until the length is ``T`` (``apply_short_video_policy``). Such clips are flagged by the clip
 loader (``LoadedClip.short``) and counted by ``data check``. ``n == 0`` is an error.
@@ -57,6 +64,17 @@ def apply_short_video_policy(num_frames: int, T: int) -> np.ndarray:
     return np.minimum(np.arange(T, dtype=np.int64), num_frames - 1)
 
 
+def sampler_support(sampler: FrameSampler, num_frames: int, T: int) -> np.ndarray:
+    """Sorted unique int64 indices that ``sampler`` can return for an ``num_frames``-frame video (train or test).
+
+    Uses the sampler's ``support`` attribute; a sampler without one may pick any frame, so all are returned."""
+    _check(num_frames, T)
+    support = getattr(sampler, "support", None)
+    if support is None:
+        return np.arange(int(num_frames), dtype=np.int64)
+    return np.unique(np.asarray(support(int(num_frames), int(T)), dtype=np.int64))
+
+
 def linspace_indices(start: int, end: int, T: int) -> np.ndarray:
     """``floor(linspace(start, end, T))`` as int64."""
     return np.floor(np.linspace(start, end, T)).astype(np.int64)
@@ -70,6 +88,7 @@ def uniform_sampler() -> FrameSampler:
             return apply_short_video_policy(num_frames, T)
         return linspace_indices(0, num_frames - 1, T)
 
+    sample.support = lambda n, T: sample(n, T, False, None)  # deterministic: train == test
     return sample
 
 
@@ -96,6 +115,17 @@ def ta2n_sampler(max_jitter: int = 5) -> FrameSampler:
             start, end = 0, n - 1
         return linspace_indices(start, end, T)
 
+    def support(n: int, T: int) -> np.ndarray:
+        if is_short(n, T):
+            return apply_short_video_policy(n, T)
+        pad = int(min(max_jitter, (n - T) / 2))
+        ranges = [(0, n - 1), (1, n - 2)]  # the fallback and the test window
+        if pad >= 1:
+            ranges += [(s, e) for s in range(pad + 1) for e in range(n - 1 - pad, n)]
+        parts = [linspace_indices(*(r if r[1] - r[0] >= T else (0, n - 1)), T) for r in ranges]
+        return np.unique(np.concatenate(parts))
+
+    sample.support = support
     return sample
 
 
@@ -113,4 +143,8 @@ def segment_sampler() -> FrameSampler:
             return rng.integers(lo, hi).astype(np.int64)
         return np.floor((k + 0.5) * n / T).astype(np.int64)
 
+    def support(n: int, T: int) -> np.ndarray:
+        return apply_short_video_policy(n, T) if is_short(n, T) else np.arange(n, dtype=np.int64)
+
+    sample.support = support
     return sample

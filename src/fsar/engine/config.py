@@ -48,6 +48,7 @@ class DataConfig:
     feature_cache: str | None = None  # folder from `fsar extract-features` (frozen backbones)
     cache_clips: int = 0  # decoded clips kept in memory per process (pays off with deterministic sampling)
     twins: str | None = None  # JSON {class: reversed-order twin class}; synthetic: the benchmark's meta.json
+    clip_store: str | None = None  # folder from `fsar data prepare`: pre-decoded clips, no decoding at all
     allow_missing: bool = False  # skip videos missing from disk (listed in the run folder) instead of failing
 
 

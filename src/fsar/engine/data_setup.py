@@ -1,25 +1,31 @@
-"""Build the splits' clip sources from a ``DataConfig``: benchmark, frame sampler, transforms, point tracks."""
+"""Build the splits' clip sources from a ``DataConfig``: benchmark, frame sampler, transforms, point tracks, and
+where the pixels come from (the videos, or a clip store with ``data.clip_store``). The sources themselves live in
+``fsar.data`` (``fsar.data.sources``); this module only maps the config onto them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from fsar.data.benchmarks import load_benchmark
 from fsar.data.check import require_complete
+from fsar.data.clip_store import ClipStore, store_key, stored_records
 from fsar.data.clips import ClipLoader
-from fsar.data.modality import apply_modality
 from fsar.data.sampling import build_frame_sampler
+from fsar.data.sources import PixelClips
 from fsar.data.transforms import ClipTransform
 from fsar.data.twins import read_twin_classes, twin_labels
 from fsar.engine.config import DataConfig
-from fsar.engine.episode_data import LoadedVideo, SplitClips
+from fsar.engine.episode_data import SplitClips
 from fsar.errors import ConfigError
 
 
 def open_benchmark(data: DataConfig):
     """The configured benchmark. For ``synthetic``, ``root`` is the ``fsar synth --out`` folder."""
+    if data.root is None and data.clip_store and data.splits:
+        # a clip store serves every clip: the videos themselves need not be on this machine
+        return load_benchmark(
+            data.benchmark, root=data.clip_store, splits_dir=data.splits, split_id=data.split_id
+        )
     if data.root is None:
         raise ConfigError(
             "data.root is not set: give the videos root (for `synthetic`, the `fsar synth --out` folder)"
@@ -48,49 +54,69 @@ def make_transforms(data: DataConfig, flip_allowed: bool) -> tuple[ClipTransform
     return ClipTransform(train=True, flip=flip, **common), ClipTransform(train=False, flip=False, **common)
 
 
+def clip_store_key(data: DataConfig, split_files: dict[str, Path]) -> dict:
+    """The clip-store key of this data config over ``split_files`` (what a store for it must have been made with)."""
+    return store_key(
+        data.benchmark,
+        split_files,
+        data.num_frames,
+        data.frame_sampler,
+        data.resize_short,
+        data.resize_to,
+        tracks=data.tracks is not None,
+    )
+
+
 def build_split_clips(
     data: DataConfig, splits: tuple[str, ...], run_dir: Path | None = None
 ) -> dict[str, SplitClips]:
     """One ``SplitClips`` per requested split. Missing videos fail unless ``data.allow_missing``; then the
-    left-out videos are written to ``run_dir/skipped_<split>.txt``."""
+    left-out videos are written to ``run_dir/skipped_<split>.txt``. With ``data.clip_store`` every clip is read
+    from the store (checked against this config first); nothing is decoded."""
     bench = open_benchmark(data)
     train_tf, test_tf = make_transforms(data, bench.spec.flip_allowed)
-    loader = ClipLoader(
-        data.num_frames,
-        build_frame_sampler(data.frame_sampler),
-        train_tf,
-        test_tf,
-        cache_clips=data.cache_clips,
-    )
+    store = None
+    if data.clip_store:
+        files = {n: bench.split_files[n] for n in splits if n in bench.split_files}
+        store = ClipStore(data.clip_store, expected_key=clip_store_key(data, files), splits=splits)
     tracks = None
     if data.tracks is not None:
-        from fsar.engine.track_source import TrackSource
+        from fsar.data.tracks import TrackSource
 
         tracks = TrackSource(Path(data.tracks), num_frames=data.num_frames)
 
-    def load_video(record, train: bool, rng: np.random.Generator) -> LoadedVideo:
-        if tracks is not None:
-            video = tracks.load(record, loader, train, rng)
-        else:
-            clip = loader.load(record, train, rng)
-            video = LoadedVideo(frames=clip.frames, short=clip.short)
-        video.frames = apply_modality(video.frames, data.modality)
-        return video
+    def make_loader(video_source=None) -> ClipLoader:
+        return ClipLoader(
+            data.num_frames,
+            build_frame_sampler(data.frame_sampler),
+            train_tf,
+            test_tf,
+            cache_clips=0 if video_source is not None else data.cache_clips,  # a store needs no clip cache
+            video_source=video_source,
+        )
 
     twins = _twin_classes(data)
+    loader = None if store is not None else make_loader()
     out: dict[str, SplitClips] = {}
     for name in splits:
         split = bench.split(name)
         report = run_dir / f"skipped_{name}.txt" if run_dir is not None else None
-        present = require_complete(split, allow_missing=data.allow_missing, report_path=report)
-        skipped = [r for r in split.records if r.path is None]
-        source = Path(split.split_file) if getattr(split, "split_file", None) else None
+        if store is not None:
+            stored = store.split(name)
+            present = stored_records(stored, split, allow_missing=data.allow_missing, report_path=report)
+            skipped = [r for r in split.records if r.entry not in stored]
+            source = PixelClips(make_loader(stored.open), data.modality, tracks, kind="clip store")
+        else:
+            present = require_complete(split, allow_missing=data.allow_missing, report_path=report)
+            skipped = [r for r in split.records if r.path is None]
+            source = PixelClips(loader, data.modality, tracks, kind="videos")
+        split_file = Path(split.split_file) if getattr(split, "split_file", None) else None
         out[name] = SplitClips(
             name=name,
             records=present,
-            load_video=load_video,
+            load_video=source.load,
             skipped=skipped,
-            source=source,
+            source=split_file,
             twins=twin_labels(twins, split.classes),
         )
     return out

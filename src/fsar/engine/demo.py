@@ -31,6 +31,7 @@ def run_demo(
     seed: int = 0,
     overrides: list[str] | None = None,
     log=print,
+    clip_store: bool = False,
 ) -> list[dict]:
     from fsar.data.synthetic import SynthConfig, generate_synthetic
     from fsar.engine.config import load_config
@@ -52,10 +53,24 @@ def run_demo(
         if fsar_main(argv) != 0:
             raise FsarError(f"point tracking failed; see {tracks_dir / 'errors.txt'}")
         log(f"LK point tracks ready in {tracks_dir} ({time.perf_counter() - t0:.0f} s)")
+    store_dir = synth_dir / "clip_store"
+    if clip_store:  # decode once; every method reads its clips from the store (same data settings: demo_base)
+        from fsar.cli.main import main as fsar_main
+
+        t0 = time.perf_counter()
+        name = "tats" if "tats" in methods else methods[0]
+        argv = ["data", "prepare", f"demo_{name}" if preset == "default" else f"demo_{name}_tiny"]
+        argv += [f"data.root={synth_dir}", *([f"data.tracks={tracks_dir}"] if name == "tats" else [])]
+        argv += ["--out", str(store_dir), "--workers", "2", "--no-progress"]
+        if fsar_main(argv) != 0:
+            raise FsarError(f"preparing the clip store failed; see {store_dir / 'errors.txt'}")
+        log(f"clip store ready in {store_dir} ({time.perf_counter() - t0:.0f} s)")
     rows = []
     for method in methods:
         preset_name = f"demo_{method}" if preset == "default" else f"demo_{method}_tiny"
         extra = [f"data.root={synth_dir}", f"train.seed={seed}"]
+        if clip_store:
+            extra.append(f"data.clip_store={store_dir}")
         if method == "tats":
             extra.append(f"data.tracks={tracks_dir}")
         if tasks is not None:

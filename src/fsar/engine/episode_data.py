@@ -1,7 +1,8 @@
 """Turning episodes into clip batches: the data side of training and evaluation.
 
-``SplitClips`` binds a split's video records to a clip loader (and optional point tracks). ``EpisodeDataset`` is a
-``torch.utils.data.Dataset`` whose item ``i`` is the support and query ``ClipBatch`` of an episode; the random
+``SplitClips`` binds a split's video records to a clip source of ``fsar.data.sources`` (``LoadedVideo`` lives
+there too). ``EpisodeDataset`` is a ``torch.utils.data.Dataset`` whose item ``i`` is the support and query
+``ClipBatch`` of an episode; the random
 choices made while loading a clip (frame jitter, crop, flip) come from a generator seeded with
 ``(seed, episode index, position in the episode)``, so the same config and seed give the same tensors whatever the
 number of workers.
@@ -19,17 +20,17 @@ from torch.utils.data import DataLoader, Dataset
 
 from fsar.data.batch import ClipBatch
 from fsar.data.episodes import Episode
+from fsar.data.sources import LoadedVideo
 
-
-@dataclass
-class LoadedVideo:
-    """One clip and, when the method uses them, its point tracks."""
-
-    frames: torch.Tensor  # [T, 3, H, W]
-    tracks: torch.Tensor | None = None  # [T, N, 2] in [-1, 1]
-    query_mask: torch.Tensor | None = None  # [T, N]
-    visibility: torch.Tensor | None = None  # [T, N]
-    short: bool = False
+__all__ = [
+    "EpisodeDataset",
+    "LoadedVideo",
+    "SplitClips",
+    "episode_loader",
+    "pin_memory_for",
+    "stack_videos",
+    "video_rng",
+]
 
 
 @dataclass
@@ -126,8 +127,17 @@ class EpisodeDataset(Dataset):
         return ep, support, query
 
 
-def episode_loader(dataset: EpisodeDataset, workers: int) -> DataLoader:
-    """A DataLoader yielding one episode at a time (no re-batching), decoding in ``workers`` processes."""
+def pin_memory_for(device: torch.device | str | None) -> bool:
+    """Pin loaded batches only when they go to a CUDA device (page-locked host memory, asynchronous copies)."""
+    return device is not None and torch.device(device).type == "cuda"
+
+
+def episode_loader(
+    dataset: EpisodeDataset, workers: int, device: torch.device | str | None = None
+) -> DataLoader:
+    """A DataLoader yielding one episode at a time (no re-batching), decoding in ``workers`` processes. For a CUDA
+    ``device`` the batches are pinned, so ``batch.to(device, non_blocking=True)`` overlaps the host-to-device copy
+    with compute."""
     return DataLoader(
         dataset,
         batch_size=None,
@@ -135,4 +145,5 @@ def episode_loader(dataset: EpisodeDataset, workers: int) -> DataLoader:
         num_workers=workers,
         persistent_workers=False,
         prefetch_factor=2 if workers > 0 else None,
+        pin_memory=pin_memory_for(device),
     )

@@ -16,7 +16,7 @@ from fsar.engine.protocol import EpisodeResult
 def evaluate_episode(
     model: nn.Module, episode: Episode, support: ClipBatch, query: ClipBatch, device: torch.device
 ) -> EpisodeResult:
-    support, query = support.to(device), query.to(device)
+    support, query = support.to(device, non_blocking=True), query.to(device, non_blocking=True)
     s_feat = model.encode(support)
     q_feat = model.encode(query)
     logits = model.episode_logits(s_feat, support.labels, q_feat)

@@ -179,7 +179,7 @@ def evaluate_split(
             dataset = EpisodeDataset(clips, lambda i: mine[i], len(mine), train=False, seed=seed)
             with tqdm(total=len(mine), desc=desc, unit="ep", leave=False, disable=None) as bar:
                 results = evaluate_naive(
-                    model, episode_loader(dataset, cfg.data.workers), device, progress=bar
+                    model, episode_loader(dataset, cfg.data.workers, device), device, progress=bar
                 )
     gathered = [r for part in all_gather_objects(results, ctx) for r in part]
     gathered.sort(key=lambda r: r.episode)
@@ -309,7 +309,7 @@ class Trainer:
             unit="ep",
             disable=None if ctx.is_main else True,
         )
-        for k, (episode, support, query) in enumerate(episode_loader(dataset, cfg.data.workers)):
+        for k, (episode, support, query) in enumerate(episode_loader(dataset, cfg.data.workers, self.device)):
             local_task = local_start + k
             global_before = local_task * w  # episodes done by all ranks before this step
             update_start = (global_before // tpu) * tpu
@@ -317,7 +317,8 @@ class Trainer:
             mult = lr_multiplier(cfg.optim, update_start, cfg.train.tasks)
             for group, base in zip(optimizer.param_groups, base_lrs):
                 group["lr"] = base * mult
-            support, query = support.to(self.device), query.to(self.device)
+            support = support.to(self.device, non_blocking=True)  # pinned on CUDA: overlaps with compute
+            query = query.to(self.device, non_blocking=True)
             sync = contextlib.nullcontext() if boundary or not ctx.enabled else step_module.no_sync()
             with sync:
                 with autocast:

@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
+from fsar.data.trackfile import TrackFile, canonical_json, uniform_rows
 from fsar.errors import TrackFileError
-from fsar.tracking.trackfile import TrackFile, canonical_json, uniform_rows
 
 
 def make_file(T=5, N=6, seed=0, **changes):
@@ -132,7 +132,7 @@ def test_uniform_rows_matches_tats_selection():
 
 
 def test_normalize_tracks_conventions():
-    from fsar.tracking.trackfile import normalize_tracks
+    from fsar.data.trackfile import normalize_tracks
 
     xy = np.array([[0.0, 0.0], [39.0, 29.0], [20.0, 15.0]], np.float32)  # frame 30 x 40
     np.testing.assert_allclose(

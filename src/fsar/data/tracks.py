@@ -1,0 +1,85 @@
+"""Clips with point tracks for TATs: frames read on the track file's timeline so that pixels and tracks line up.
+
+For each video, the track file ``<tracks>/<class>/<video>.npz`` (or ``<tracks>/<video>.npz`` for benchmarks laid out
+by id, as ``fsar track`` writes them) gives the timeline; TATs' rule picks ``num_frames`` rows uniformly over it
+(tats.md §2), the pixels of those video frames are decoded, and the tracks of the fixed 256-point subset go through
+the same crop/flip as the pixels, then are normalised with TATs' convention ``u = 2x/W - 1`` in the output frame.
+The query mask is True where the selected row is at or after each point's query frame.
+
+The frames may come from the videos or from a clip store (``fsar.data.clip_store``, prepared with the tracks so it
+holds the frames the track files select): the crop/flip are drawn for the original frame size either way (same
+``rng`` draws), and the tracks, which are in original pixels, go through the same geometry.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fsar.data.clips import apply_to_frames
+from fsar.data.sources import LoadedVideo
+from fsar.data.trackfile import TrackFile, normalize_tracks, uniform_rows
+from fsar.data.transforms import transform_points
+from fsar.errors import FsarError
+
+
+class TrackSource:
+    """Point tracks of a benchmark's videos, from ``fsar track``'s output folder ``root``."""
+
+    def __init__(self, root: Path, num_frames: int, convention: str = "tats") -> None:
+        if not Path(root).is_dir():
+            raise FsarError(f"{root}: data.tracks folder not found; create it with `fsar track`")
+        self.root = Path(root)
+        self.num_frames = num_frames
+        self.convention = convention
+
+    def path_for(self, record) -> Path:
+        candidates = [
+            self.root / str(record.class_name) / f"{record.video_id}.npz",
+            self.root / f"{record.video_id}.npz",
+        ]
+        for path in candidates:
+            if path.is_file():
+                return path
+        raise FsarError(
+            f"no track file for video {record.class_name}/{record.video_id} (looked for {candidates[0]} and "
+            f"{candidates[1]}); run `fsar track` over the benchmark into {self.root}"
+        )
+
+    def video_frames(self, record) -> np.ndarray:
+        """The video frame numbers this record's clip reads (the track file's selected timeline rows)."""
+        track_file = TrackFile.load(self.path_for(record))
+        return track_file.select(uniform_rows(track_file.num_frames, self.num_frames)).video_frames
+
+    def load(self, record, loader, train: bool, rng: np.random.Generator) -> LoadedVideo:
+        track_file = TrackFile.load(self.path_for(record))
+        sel = track_file.select(uniform_rows(track_file.num_frames, self.num_frames))
+        video = loader.open(record)
+        raw = video.frames(sel.video_frames)
+        source_hw = tuple(getattr(video, "source_size", raw.shape[1:3]))
+        if source_hw != tuple(track_file.frame_size):
+            raise FsarError(
+                f"{self.path_for(record)}: tracks were made on {tuple(track_file.frame_size)} frames but the video "
+                f"{record.path} decodes to {source_hw}; re-run `fsar track`"
+            )
+        if train and loader.train_augment is not None:
+            raw = loader.train_augment(raw, rng)
+        transform = loader.transform_train if train else loader.transform_test
+        params = transform.sample_params(source_hw, rng)
+        frames = apply_to_frames(transform, raw, params)
+        tracks = np.asarray(sel.tracks, dtype=np.float32)
+        if params.resized_hw == params.out_hw and not params.flip:
+            # resize only (TATs' pipeline): normalise in the original frame, exactly as the original loader
+            uv = normalize_tracks(tracks, params.in_hw, self.convention)
+        else:
+            uv = normalize_tracks(
+                np.asarray(transform_points(tracks, params)), params.out_hw, self.convention
+            )
+        return LoadedVideo(
+            frames=frames,
+            tracks=torch.as_tensor(uv, dtype=torch.float32),
+            query_mask=torch.as_tensor(sel.query_mask, dtype=torch.bool),
+            visibility=torch.as_tensor(sel.visibility, dtype=torch.bool),
+        )

@@ -269,3 +269,60 @@ def test_frame_folder_sample(tmp_path, source):
     idx, got, n = v.sample(uniform8)
     assert n == 10 and idx.tolist() == uniform8(10).tolist()
     np.testing.assert_array_equal(got, source[idx])
+
+
+def corrupt_packet_payload(path, packet_index, out):
+    """Copy ``path`` to ``out`` with 8 bytes in the middle of one packet's payload flipped (a damaged frame whose
+    container is intact)."""
+    import av
+
+    with av.open(str(path)) as c:
+        packets = [p for p in c.demux(video=0) if p.size]
+        pos, size = int(packets[packet_index].pos), int(packets[packet_index].size)
+    data = bytearray(path.read_bytes())
+    start = pos + size // 2
+    for k in range(start, start + 8):
+        data[k] ^= 0x5A
+    out.write_bytes(bytes(data))
+    return out
+
+
+def test_verify_reads_every_frame_and_reports_concealed_corruption(tmp_path, source):
+    import av.logging
+
+    good = write_encoded_video(tmp_path / "good.mp4", source)
+    assert open_video(good).verify() == T
+    bad = corrupt_packet_payload(good, 12, tmp_path / "bad.mp4")
+    pattern = r"bad\.mp4: the decoder reported \d+ error\(s\) in \d+ frames \(\[mpeg4\]"
+    with pytest.raises(VideoError, match=pattern):
+        open_video(bad).verify()
+    assert av.logging.get_level() is None  # FFmpeg's log is switched off again afterwards
+    with pytest.raises(VideoError, match="zero decodable frames"):
+        import av
+
+        empty = tmp_path / "empty.avi"
+        with av.open(str(empty), "w") as c:
+            s = c.add_stream("mpeg4", rate=25)
+            s.width, s.height, s.pix_fmt = 32, 32, "yuv420p"
+            c.start_encoding()
+        open_video(empty).verify()
+
+
+def test_verify_frame_folder_finds_broken_and_truncated_images(tmp_path, source):
+    folder = write_frame_folder(tmp_path / "f", source[:10])
+    assert open_video(folder).verify() == 10
+    jpeg = folder / "img_7.jpg"
+    jpeg.write_bytes(jpeg.read_bytes()[:-200])  # the end of the picture is lost
+    v = open_video(folder)
+    assert v.frames([6]).shape == (1, 48, 64, 3)  # OpenCV decodes the truncated JPEG without an error
+    with pytest.raises(
+        VideoError, match=r"img_7\.jpg: the JPEG file does not end with its end-of-image marker"
+    ):
+        v.verify()
+    png = write_frame_folder(tmp_path / "p", source[:4], pattern="img_{i}.png")
+    (png / "img_3.png").write_bytes((png / "img_3.png").read_bytes()[:-12])
+    with pytest.raises(VideoError, match=r"img_3\.png: "):  # OpenCV refuses a truncated PNG itself
+        open_video(png).verify()
+    padded = write_frame_folder(tmp_path / "z", source[:2])
+    (padded / "img_1.jpg").write_bytes((padded / "img_1.jpg").read_bytes() + b"\x00" * 16)  # padding is fine
+    assert open_video(padded).verify() == 2

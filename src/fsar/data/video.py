@@ -30,8 +30,10 @@ Frames are returned as ``uint8`` RGB arrays ``[len(indices), H, W, 3]``.
 from __future__ import annotations
 
 import re
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +106,13 @@ class Video(ABC):
     @abstractmethod
     def frames(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """uint8 RGB frames ``[len(indices), H, W, 3]``; indices may repeat and be in any order."""
+
+    @abstractmethod
+    def verify(self) -> int:
+        """Read every frame and return the exact frame count; raise ``VideoError`` naming the first problem.
+
+        Slower than ``num_frames`` (every frame is converted to RGB or read from disk); ``fsar data check --full``
+        uses it so that a corrupt frame anywhere is found before training samples it."""
 
     def sample(self, choose: IndexChooser) -> tuple[np.ndarray, np.ndarray, int]:
         """``(indices, frames, num_frames)``: the indices ``choose(num_frames)`` picks, their frames and the exact
@@ -313,6 +322,93 @@ class EncodedVideo(Video):
         self.last_decode_stats = {k: stats[k] + self.last_decode_stats[k] for k in stats}
         return idx, frames, n
 
+    def verify(self) -> int:
+        """Decode every frame to RGB on one thread, with FFmpeg's error log captured: a frame the decoder could
+        only conceal (it logs an error and returns a patched picture) is an error too, as are a decoding failure,
+        a frame-size change and zero frames."""
+        import av.logging
+
+        self.last_decode_stats = {"frames": 0, "packets": 0, "passes": 0}
+        shapes: set[tuple[int, ...]] = set()
+        n = 0
+        with _ffmpeg_error_log(), av.logging.Capture(local=True) as logs:
+            container = self._open()
+            try:
+                container.streams.video[
+                    0
+                ].codec_context.thread_count = 1  # keeps the decoder's log on this thread
+                frames = self._decode(container)
+                try:
+                    for frame in frames:
+                        shapes.add(frame.to_ndarray(format="rgb24").shape)
+                        n += 1
+                finally:
+                    frames.close()
+            finally:
+                container.close()
+        self.last_decode_stats["frames"] = n
+        errors = [f"[{name}] {message.strip()}" for level, name, message in logs if level <= av.logging.ERROR]
+        if errors:
+            shown = "; ".join(dict.fromkeys(errors[:20]))
+            raise VideoError(
+                self.path,
+                f"the decoder reported {len(errors)} error(s) in {n} frames ({shown}); some frames are corrupt "
+                f"and were concealed. {_REENCODE_HINT[0].upper()}{_REENCODE_HINT[1:]}",
+            )
+        if n == 0:
+            raise self._zero_frames()
+        if len(shapes) > 1:
+            raise VideoError(
+                self.path, f"frame size changes inside the video {sorted(shapes)}; {_REENCODE_HINT}"
+            )
+        self._num_frames = n
+        return n
+
+
+_LOG_LOCK = threading.Lock()
+_LOG_STATE: dict = {"users": 0, "level": None, "skip_repeated": True}
+
+
+@contextmanager
+def _ffmpeg_error_log():
+    """Have FFmpeg report every error to PyAV's log (off by default; repeated messages are normally dropped) while
+    any thread is inside; the previous settings are restored when the last one leaves."""
+    import av.logging
+
+    with _LOG_LOCK:
+        if _LOG_STATE["users"] == 0:
+            level = av.logging.get_level()
+            _LOG_STATE["level"], _LOG_STATE["skip_repeated"] = level, av.logging.get_skip_repeated()
+            if level is None or level < av.logging.ERROR:
+                av.logging.set_level(av.logging.ERROR)
+            av.logging.set_skip_repeated(False)
+        _LOG_STATE["users"] += 1
+    try:
+        yield
+    finally:
+        with _LOG_LOCK:
+            _LOG_STATE["users"] -= 1
+            if _LOG_STATE["users"] == 0:
+                av.logging.set_level(_LOG_STATE["level"])
+                av.logging.set_skip_repeated(_LOG_STATE["skip_repeated"])
+
+
+def image_file_problem(path: Path) -> str | None:
+    """Why an image file is incomplete, or None. OpenCV decodes a truncated JPEG or PNG without an error (the
+    missing part comes out grey), so the end marker is checked: a JPEG must end with the end-of-image marker
+    ``FF D9`` (zero padding after it is allowed), a PNG with its ``IEND`` chunk."""
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(0, size - 4096))
+        tail = f.read()
+    suffix = path.suffix.lower()
+    if suffix in (".jpg", ".jpeg") and not tail.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        return "the JPEG file does not end with its end-of-image marker (truncated); re-extract the frames"
+    if suffix == ".png" and b"IEND" not in tail[-12:]:
+        return "the PNG file does not end with its IEND chunk (truncated); re-extract the frames"
+    return None
+
 
 class FrameFolderVideo(Video):
     """A folder of frame images in natural-sort order, read with OpenCV and converted BGR -> RGB."""
@@ -391,6 +487,22 @@ class FrameFolderVideo(Video):
         if self._size is None:
             self._size = tuple(next(iter(got.values())).shape[:2])  # type: ignore[assignment]
         return np.stack([got[int(i)] for i in idx])
+
+    def verify(self) -> int:
+        """Read every frame image: each must decode, be complete (``image_file_problem``) and have one size."""
+        sizes: dict[tuple[int, ...], str] = {}
+        for i, file in enumerate(self.files):
+            shape = self._read(i).shape
+            problem = image_file_problem(file)
+            if problem is not None:
+                raise VideoError(file, problem)
+            sizes.setdefault(shape, file.name)
+        if len(sizes) > 1:
+            shown = ", ".join(f"{name}: {shape[1]}x{shape[0]}" for shape, name in sizes.items())
+            raise VideoError(
+                self.path, f"frames have different sizes (first of each: {shown}); re-extract the frames"
+            )
+        return self.num_frames
 
 
 def open_video(path: str | Path, num_frames: int | None = None) -> Video:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from fsar.cli.overrides import add_overrides
+
 DEMO_METHODS = ("protonet", "otam", "ta2n", "tats")
 
 
@@ -22,7 +24,7 @@ def register(subparsers) -> None:
     p.add_argument("--tasks", type=int, default=None, help="training episodes per method (default: preset's)")
     p.add_argument("--episodes", type=int, default=None, help="test episodes per method (default: preset's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("overrides", nargs="*", help="config overrides applied to every method")
+    add_overrides(p, "config overrides applied to every method, e.g. train.val_every=100")
     p.set_defaults(func=run)
 
 

@@ -34,15 +34,9 @@ def synth(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(synth, tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
-    args = [
-        "train",
-        "demo_otam_tiny",
-        f"data.root={synth}",
-        "train.tasks=6",
-        "train.val_every=3",
-        "eval.episodes=20",
-    ]
-    assert main(args + ["train.tensorboard=false", "--out", str(run)]) == 0
+    # overrides after an option: `fsar train CONFIG --out DIR key=value ...` (once "unrecognized arguments")
+    args = ["train", "demo_otam_tiny", "--out", str(run), f"data.root={synth}", "train.tasks=6"]
+    assert main(args + ["train.val_every=3", "eval.episodes=20", "train.tensorboard=false"]) == 0
     return run
 
 
@@ -54,7 +48,8 @@ def test_train_writes_results_selected_on_val(trained):
 
 def test_eval_with_episode_file_is_reproducible(trained, tmp_path, capsys):
     episodes = tmp_path / "episodes.json"
-    args = ["eval", str(trained / "best.pt"), "--episodes", "30", "--episode-file", str(episodes)]
+    args = ["eval", str(trained / "best.pt"), "--episodes", "30", "eval.batch_videos=7"]
+    args += ["--episode-file", str(episodes)]
     assert main(args + ["--csv", str(tmp_path / "a.csv")]) == 0
     first = capsys.readouterr().out
     assert episodes.is_file() and "over 30 episodes" in first

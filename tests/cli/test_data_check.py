@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from fsar.cli.main import main
 from tests.helpers import make_frames, write_encoded_video
 
@@ -62,3 +64,33 @@ def test_data_check_usage_errors(tmp_path, capsys):
         ["data", "check", "--benchmark", "ucf101", "--root", str(tmp_path / "no"), "--splits", str(tmp_path)]
     )
     assert rc == 1 and "videos root folder not found" in capsys.readouterr().err
+
+
+def test_data_check_full_lists_a_corrupt_frame_the_sampled_check_misses(tmp_path, capsys):
+    from tests.helpers import write_frame_folder
+
+    out = make_synth(tmp_path / "synth")
+    folder = write_frame_folder(out / "videos" / "a" / "a1", make_frames(20, 32, 32, seed=5))
+    (folder / "img_4.jpg").write_bytes(b"\xff\xd8 broken")
+    (out / "splits" / "trainlist01.txt").write_text("a/a0\na/a1\n")
+    assert main(["data", "check", "--benchmark", "synthetic", "--root", str(out)]) == 0
+    capsys.readouterr()
+    rc = main(["data", "check", "--benchmark", "synthetic", "--root", str(out), "--full", "--workers", "2"])
+    text = capsys.readouterr().out
+    assert rc == 1 and "line 2: a/a1" in text and "img_4.jpg: unreadable frame image" in text
+    assert "every frame of every video" in text
+    with pytest.raises(SystemExit) as exc:
+        main(["data", "check", "--benchmark", "synthetic", "--root", str(out), "--full", "--no-decode"])
+    assert exc.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+def test_data_check_reports_an_empty_split_list_and_checks_the_others(tmp_path, capsys):
+    out = make_synth(tmp_path / "synth", missing=False)
+    (out / "splits" / "trainlist01.txt").write_text("")
+    (out / "splits" / "testlist01.txt").write_text("b/b0\nb/b_missing\n")
+    rc = main(["data", "check", "--benchmark", "synthetic", "--root", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 1
+    assert "Split file problem, train" in text and "trainlist01.txt: the split list has no entries" in text
+    assert "line 2: b/b_missing" in text  # the test split was still checked
+    assert "PROBLEMS (1 missing, 0 unreadable, 1 unreadable split file)" in text

@@ -104,3 +104,63 @@ def test_require_complete(tmp_path):
 
     test = bench.split("test")
     assert require_complete(test, allow_missing=False) == test.records
+
+
+def make_damaged(tmp_path):
+    """Videos whose damage the sampled-frame check cannot see, plus a truncated mp4."""
+    from tests.data.test_video import corrupt_packet_payload
+
+    root = tmp_path / "videos"
+    folder = write_frame_folder(root / "jump" / "corrupt_jpeg", make_frames(20, 32, 32, seed=0))
+    (folder / "img_4.jpg").write_bytes(b"not a jpeg")  # index 3: not among the 8 uniform frames + the last
+    cut = write_frame_folder(root / "jump" / "cut_jpeg", make_frames(20, 32, 32, seed=1))
+    (cut / "img_7.jpg").write_bytes((cut / "img_7.jpg").read_bytes()[:-200])  # index 6: not sampled either
+    good = write_encoded_video(root / "run" / "good.mp4", make_frames(20, 32, 32, seed=2))
+    data = good.read_bytes()
+    (root / "run" / "truncated.mp4").write_bytes(data[: len(data) * 2 // 3])
+    corrupt_packet_payload(good, 10, root / "run" / "concealed.mp4")
+    write_encoded_video(root / "sit" / "fine.mp4", make_frames(9, 32, 32, seed=3))
+    splits = tmp_path / "splits"
+    splits.mkdir()
+    train = ["jump/corrupt_jpeg", "jump/cut_jpeg", "run/good", "run/truncated", "run/concealed"]
+    (splits / "trainlist01.txt").write_text("\n".join(train) + "\n")
+    (splits / "testlist01.txt").write_text("sit/fine\n")
+    return load_benchmark("synthetic", root, splits)
+
+
+def test_full_check_reads_every_frame(tmp_path):
+    bench = make_damaged(tmp_path)
+    sampled = check_benchmark(bench, num_frames=8)
+    assert [p.entry for p in sampled.splits[0].unreadable] == ["run/truncated"]  # cannot be opened at all
+    full = check_benchmark(bench, num_frames=8, full=True)
+    train, test = full.splits
+    reasons = {p.entry: p.reason for p in train.unreadable}
+    assert sorted(reasons) == ["jump/corrupt_jpeg", "jump/cut_jpeg", "run/concealed", "run/truncated"]
+    assert reasons["jump/corrupt_jpeg"].startswith("img_4.jpg: unreadable frame image")
+    assert reasons["jump/cut_jpeg"].startswith("img_7.jpg: the JPEG file does not end with its end-of-image")
+    assert (
+        reasons["run/concealed"].startswith("the decoder reported")
+        and "re-encode" in reasons["run/truncated"]
+    )
+    assert (test.unreadable, test.short) == ([], [])
+    text = full.format()
+    assert "every frame of every video (--full" in text and "PROBLEMS (0 missing, 4 unreadable)" in text
+    threaded = check_benchmark(bench, num_frames=8, full=True, workers=3)
+    assert threaded.to_dict() == full.to_dict()  # the same errors are found again (none dropped as repeats)
+
+
+def test_empty_split_list_is_reported_and_other_splits_are_checked(tmp_path):
+    make_dataset(tmp_path, n_missing_train=0)
+    (tmp_path / "splits" / "trainlist01.txt").write_text("\n\n")
+    (tmp_path / "splits" / "vallist01.txt").write_text("jump/j1\njump/nope\n")
+    report = check_benchmark(
+        load_benchmark("synthetic", tmp_path / "videos", tmp_path / "splits"), num_frames=8
+    )
+    assert [s.split for s in report.splits] == ["train", "val", "test"] and not report.ok
+    train, val, test = report.splits
+    assert "trainlist01.txt: the split list has no entries" in train.error
+    assert [p.entry for p in val.missing] == ["jump/nope"] and test.num_present == 1
+    text = report.format()
+    assert "Split file problem, train" in text and "the split list has no entries" in text
+    assert "PROBLEMS (1 missing, 0 unreadable, 1 unreadable split file)" in text
+    assert json.loads(report.to_json())["splits"][0]["error"] == train.error

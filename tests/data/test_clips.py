@@ -84,12 +84,49 @@ def test_frame_count_is_decoded_once_per_loader(videos):
     loader = make_loader()
     first = loader.open(videos["long"])
     loader.load_video(first, False, rng())
-    assert first.last_decode_stats["frames"] == 19  # the sampled frames (up to index 18), after a full count
+    # a first read is one decode of the whole file: the count is verified while the sampled frames are read
+    assert first.last_decode_stats["frames"] == 20 and first.last_decode_stats["passes"] == 1
     again = loader.open(videos["long"])
     assert again.num_frames == 20 and again.last_decode_stats["frames"] == 0  # count remembered: no decode
     clip = loader.load_video(again, False, rng())
-    assert clip.num_frames_in_video == 20 and again.last_decode_stats["frames"] == 19
-    assert make_loader().open(videos["long"]).last_decode_stats == {"frames": 0, "packets": 0}
+    assert clip.num_frames_in_video == 20 and again.last_decode_stats["frames"] == 19  # up to index 18
+    assert make_loader().open(videos["long"]).last_decode_stats == {"frames": 0, "packets": 0, "passes": 0}
+
+
+@pytest.mark.parametrize("listed", [None, 26, 14, 5])
+def test_wrong_listed_count_gives_the_clip_of_the_exact_count(videos, monkeypatch, listed):
+    """A container count that is missing or wrong (too high, too low, below T) never changes the clip: the loader
+    rewinds its generator and draws again with the exact count, so train clips equal a known-count load."""
+    import fsar.data.video as video_module
+
+    exact = {seed: make_loader().load(videos["long"], True, rng(seed)) for seed in range(3)}
+    for seed in range(3):  # the reference: count known in advance, no container metadata involved
+        loader = make_loader()
+        loader._frame_counts[videos["long"].path] = 20
+        known = loader.load(videos["long"], True, rng(seed))
+        assert np.array_equal(known.indices, exact[seed].indices) and torch.equal(
+            known.frames, exact[seed].frames
+        )
+    monkeypatch.setattr(
+        video_module.EncodedVideo, "listed_frame_count", staticmethod(lambda container: listed)
+    )
+    for seed in range(3):
+        generator = rng(seed)
+        video = make_loader().open(videos["long"])
+        clip = make_loader().load_video(video, True, generator)
+        assert clip.num_frames_in_video == 20 and not clip.short
+        assert np.array_equal(clip.indices, exact[seed].indices)
+        assert torch.equal(clip.frames, exact[seed].frames) and clip.params == exact[seed].params
+        assert blue_index_raw(video.frames(clip.indices)).tolist() == clip.indices.tolist()
+        reference = rng(seed)
+        make_loader().load(videos["long"], True, reference)
+        assert generator.random() == reference.random()  # the generator ends in the same state
+
+
+def blue_index_raw(frames):
+    from tests.helpers import frame_index_from_blue
+
+    return frame_index_from_blue(frames)
 
 
 def test_make_clip_batch(videos):

@@ -46,6 +46,10 @@ def test_read_split_list_basic_and_spaces_in_class(tmp_path):
     assert len(read_split_list(no_final_newline)) == 2
     bom = write(tmp_path / "bom.txt", "\ufeffa/1\n")
     assert read_split_list(bom)[0].class_name == "a"
+    blank_end = write(
+        tmp_path / "blank_end.txt", "a/1\n \t\n\n"
+    )  # whitespace-only lines at the end are blank
+    assert len(read_split_list(blank_end)) == 1
 
 
 @pytest.mark.parametrize(
@@ -55,7 +59,17 @@ def test_read_split_list_basic_and_spaces_in_class(tmp_path):
         ("a/1\nb/2/3\n", r"line 2: expected `class/video`"),
         ("a/1\n/2\n", r"line 2: empty class or video name"),
         ("a/1\n\nb/2\n", r"line 2: blank line inside the list"),
-        ("a/1 \n", r"line 1: leading or trailing spaces"),
+        (
+            "a/1 \n",
+            r"line 1: leading or trailing whitespace .* in 'a/1 '; .*remove it \(for trailing whitespace: sed",
+        ),
+        ("a/1\nb/2\t\n", r"line 2: leading or trailing whitespace .* in 'b/2\\t'"),
+        (
+            "a/1\n b/2\n",
+            r"line 2: leading or trailing whitespace .* in ' b/2'; names are matched exactly, so remove it$",
+        ),
+        ("a /1\n", r"line 1: leading or trailing whitespace .* in 'a /1'"),
+        ("a/1\n  \nb/2\n", r"line 2: blank line inside the list"),
         ("a/1\nb/2\na/1\nb/2\n", r"duplicated entries: 'a/1' on lines 1, 3; 'b/2' on lines 2, 4"),
         ("\n\n", r"no entries"),
     ],

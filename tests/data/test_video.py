@@ -190,3 +190,139 @@ def test_known_frame_count_skips_the_counting_decode(encoded):
     with pytest.raises(IndexError, match=rf"0\.\.{T - 1}"):
         wrong.frames([T + 2])
     assert wrong.num_frames == T
+
+
+def uniform8(n):
+    return np.linspace(0, n - 1, 8).astype(np.int64)
+
+
+def test_first_read_is_one_decode_with_the_exact_count(encoded, source):
+    """``sample`` picks indices with the count and reads them in one pass over the file (MP4: the listed count,
+    verified by the same decode; WebM: no listed count, the decoded frames are kept)."""
+    v = open_video(encoded)
+    seen = []
+    idx, got, n = v.sample(lambda count: seen.append(count) or uniform8(count))
+    assert n == T and seen == [T] and idx.tolist() == uniform8(T).tolist()
+    assert v.last_decode_stats["passes"] == 1 and v.last_decode_stats["frames"] == T
+    np.testing.assert_array_equal(frame_index_from_blue(got), idx)
+    np.testing.assert_array_equal(got, open_video(encoded).frames(idx))  # the same pixels as a plain read
+    assert v.num_frames == T and v.size == (48, 64)  # the count is now known: no further decode
+    again_idx, again, again_n = v.sample(lambda count: np.array([count - 1, 0]))
+    assert again_n == T and again_idx.tolist() == [T - 1, 0] and v.last_decode_stats["passes"] == 1
+    np.testing.assert_array_equal(again, got[[-1, 0]])
+
+
+def test_first_read_without_a_listed_count_past_the_retain_limit(tmp_path, source, monkeypatch):
+    path = write_encoded_video(tmp_path / "c.webm", source, codec="libvpx-vp9")
+    monkeypatch.setattr(EncodedVideo, "retain_limit_bytes", 10_000)  # about two 48x64 frames
+    v = open_video(path)
+    idx, got, n = v.sample(uniform8)
+    assert n == T and v.last_decode_stats["passes"] == 2  # counted, then the chosen frames read again
+    assert v.last_decode_stats["frames"] == 2 * T
+    np.testing.assert_array_equal(frame_index_from_blue(got), idx)
+
+
+def test_first_read_of_a_truncated_mp4_is_an_error(tmp_path, source):
+    """An MP4 with its index first (faststart) cut short lists 24 frames; the decode stops with an error and the
+    read fails instead of returning fewer frames."""
+    import av
+
+    full = tmp_path / "full.mp4"
+    with av.open(str(full), "w", options={"movflags": "faststart"}) as c:
+        s = c.add_stream("libx264", rate=12, options={"crf": "0"})
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for frame in source:
+            for packet in s.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                c.mux(packet)
+        for packet in s.encode():
+            c.mux(packet)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size * 3 // 4])
+    with av.open(str(cut)) as c:
+        assert c.streams.video[0].frames == T  # the sample table still lists every frame
+    with pytest.raises(VideoError, match=r"cut\.mp4: decoding failed"):
+        open_video(cut).sample(uniform8)
+    idx, got, n = open_video(full).sample(uniform8)
+    assert n == T
+
+
+def test_first_read_of_a_short_or_empty_video(tmp_path, source):
+    short = write_encoded_video(tmp_path / "short.mp4", source[:5])
+    idx, got, n = open_video(short).sample(lambda count: np.minimum(np.arange(8), count - 1))
+    assert n == 5 and idx.tolist() == [0, 1, 2, 3, 4, 4, 4, 4]
+    np.testing.assert_array_equal(frame_index_from_blue(got), idx)
+    with pytest.raises(IndexError, match=r"short\.mp4.*0\.\.4"):
+        open_video(short).sample(lambda count: np.arange(8))  # a chooser ignoring the count is refused
+    import av
+
+    empty = tmp_path / "empty.avi"
+    with av.open(str(empty), "w") as c:
+        s = c.add_stream("mpeg4", rate=25)
+        s.width, s.height, s.pix_fmt = 32, 32, "yuv420p"
+        c.start_encoding()
+    with pytest.raises(VideoError, match="zero decodable frames"):
+        open_video(empty).sample(uniform8)
+
+
+def test_frame_folder_sample(tmp_path, source):
+    v = open_video(write_frame_folder(tmp_path / "f", source[:10], pattern="img_{i}.png"))
+    idx, got, n = v.sample(uniform8)
+    assert n == 10 and idx.tolist() == uniform8(10).tolist()
+    np.testing.assert_array_equal(got, source[idx])
+
+
+def corrupt_packet_payload(path, packet_index, out):
+    """Copy ``path`` to ``out`` with 8 bytes in the middle of one packet's payload flipped (a damaged frame whose
+    container is intact)."""
+    import av
+
+    with av.open(str(path)) as c:
+        packets = [p for p in c.demux(video=0) if p.size]
+        pos, size = int(packets[packet_index].pos), int(packets[packet_index].size)
+    data = bytearray(path.read_bytes())
+    start = pos + size // 2
+    for k in range(start, start + 8):
+        data[k] ^= 0x5A
+    out.write_bytes(bytes(data))
+    return out
+
+
+def test_verify_reads_every_frame_and_reports_concealed_corruption(tmp_path, source):
+    import av.logging
+
+    good = write_encoded_video(tmp_path / "good.mp4", source)
+    assert open_video(good).verify() == T
+    bad = corrupt_packet_payload(good, 12, tmp_path / "bad.mp4")
+    pattern = r"bad\.mp4: the decoder reported \d+ error\(s\) in \d+ frames \(\[mpeg4\]"
+    with pytest.raises(VideoError, match=pattern):
+        open_video(bad).verify()
+    assert av.logging.get_level() is None  # FFmpeg's log is switched off again afterwards
+    with pytest.raises(VideoError, match="zero decodable frames"):
+        import av
+
+        empty = tmp_path / "empty.avi"
+        with av.open(str(empty), "w") as c:
+            s = c.add_stream("mpeg4", rate=25)
+            s.width, s.height, s.pix_fmt = 32, 32, "yuv420p"
+            c.start_encoding()
+        open_video(empty).verify()
+
+
+def test_verify_frame_folder_finds_broken_and_truncated_images(tmp_path, source):
+    folder = write_frame_folder(tmp_path / "f", source[:10])
+    assert open_video(folder).verify() == 10
+    jpeg = folder / "img_7.jpg"
+    jpeg.write_bytes(jpeg.read_bytes()[:-200])  # the end of the picture is lost
+    v = open_video(folder)
+    assert v.frames([6]).shape == (1, 48, 64, 3)  # OpenCV decodes the truncated JPEG without an error
+    with pytest.raises(
+        VideoError, match=r"img_7\.jpg: the JPEG file does not end with its end-of-image marker"
+    ):
+        v.verify()
+    png = write_frame_folder(tmp_path / "p", source[:4], pattern="img_{i}.png")
+    (png / "img_3.png").write_bytes((png / "img_3.png").read_bytes()[:-12])
+    with pytest.raises(VideoError, match=r"img_3\.png: "):  # OpenCV refuses a truncated PNG itself
+        open_video(png).verify()
+    padded = write_frame_folder(tmp_path / "z", source[:2])
+    (padded / "img_1.jpg").write_bytes((padded / "img_1.jpg").read_bytes() + b"\x00" * 16)  # padding is fine
+    assert open_video(padded).verify() == 2

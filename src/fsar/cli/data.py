@@ -43,7 +43,13 @@ def register(subparsers) -> None:
         default="train,val,test",
         help="comma-separated splits to check (default train,val,test)",
     )
-    c.add_argument("--no-decode", action="store_true", help="only check that the videos exist (fast)")
+    depth = c.add_mutually_exclusive_group()
+    depth.add_argument("--no-decode", action="store_true", help="only check that the videos exist (fast)")
+    depth.add_argument(
+        "--full",
+        action="store_true",
+        help="read every frame of every video: corrupt or truncated frames anywhere are listed (slow; use --workers)",
+    )
     c.add_argument("--workers", type=int, default=1, help="threads decoding videos in parallel (default 1)")
     c.add_argument("--json", default=None, metavar="OUT", help="also write the report as JSON to OUT")
     c.set_defaults(func=run_check)
@@ -90,7 +96,13 @@ def run_check(args: argparse.Namespace) -> int:
         return 2
     bench = load_benchmark(args.benchmark, root=root, splits_dir=splits, split_id=args.split_id)
     report = check_benchmark(
-        bench, num_frames=args.frames, splits=names, decode=not args.no_decode, workers=args.workers
+        bench,
+        num_frames=args.frames,
+        splits=names,
+        decode=not args.no_decode,
+        workers=args.workers,
+        full=args.full,
+        progress=True,
     )
     print(report.format())
     if args.json:

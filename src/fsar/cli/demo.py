@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from fsar.cli.overrides import add_overrides
+
 DEMO_METHODS = ("protonet", "otam", "ta2n", "tats")
 
 
@@ -27,7 +29,7 @@ def register(subparsers) -> None:
         action="store_true",
         help="decode the videos once into a clip store (fsar data prepare) and train/evaluate from it",
     )
-    p.add_argument("overrides", nargs="*", help="config overrides applied to every method")
+    add_overrides(p, "config overrides applied to every method, e.g. train.val_every=100")
     p.set_defaults(func=run)
 
 

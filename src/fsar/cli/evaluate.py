@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from fsar.cli.overrides import add_overrides
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -13,7 +15,7 @@ def register(subparsers) -> None:
         "accuracy with the 1.96*sigma/sqrt(N) and t intervals, per-episode CSV.",
     )
     p.add_argument("checkpoint", help="a best.pt / last.pt written by `fsar train`")
-    p.add_argument("overrides", nargs="*", help="config overrides, e.g. data.root=DIR eval.episodes=1000")
+    add_overrides(p, "config overrides, e.g. data.root=DIR eval.batch_videos=64")
     p.add_argument(
         "--split", choices=("train", "val", "test"), default=None, help="split (default: eval.split)"
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from fsar.cli.overrides import add_overrides
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -13,7 +15,7 @@ def register(subparsers) -> None:
         "clips and write sharded safetensors plus an index keyed by the data pipeline and the backbone's weights.",
     )
     p.add_argument("config", help="YAML config or preset name")
-    p.add_argument("overrides", nargs="*", help="key=value overrides")
+    add_overrides(p, "key=value overrides, e.g. data.root=DIR")
     p.add_argument("--out", required=True, help="cache folder")
     p.add_argument("--splits", default="train,val,test", help="comma-separated splits")
     p.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32"))

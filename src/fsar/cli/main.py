@@ -2,7 +2,8 @@
 
 Each sub-command lives in its own module of ``fsar.cli`` exposing ``register(subparsers)``, which adds an
 argparse sub-parser and sets ``func=run`` on it, and ``run(args) -> int``. Heavy imports (torch, av, ...) happen
-inside ``run`` so that ``fsar --help`` stays fast.
+inside ``run`` so that ``fsar --help`` stays fast. Commands that take ``key=value`` config overrides declare them
+with ``fsar.cli.overrides.add_overrides``; they are then accepted anywhere on the command line.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import importlib
 import sys
 
 from fsar import __version__
+from fsar.cli.overrides import parse_command_line
 from fsar.errors import FsarError
 
 # Sub-command modules, in the order shown by --help. A module missing here is simply not offered.
@@ -48,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_command_line(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from fsar.cli.overrides import add_overrides
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -16,7 +18,7 @@ def register(subparsers) -> None:
         "A run folder that holds last.pt is resumed exactly where it stopped (use --no-resume to refuse).",
     )
     p.add_argument("config", help="YAML config file or preset name (see configs/)")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.tasks=100 data.root=DIR")
+    add_overrides(p, "key=value overrides anywhere on the line, e.g. train.tasks=100 data.root=DIR")
     p.add_argument("--out", default=None, help="run folder (default runs/<config name>)")
     p.add_argument("--nproc", type=int, default=1, help="processes (GPUs) on this machine; launches torchrun")
     p.add_argument("--no-resume", action="store_true", help="fail instead of resuming when last.pt exists")

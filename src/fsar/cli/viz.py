@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from fsar.cli.overrides import add_overrides
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -29,7 +31,7 @@ def register(subparsers) -> None:
         description="Evaluate one episode with a TA2N checkpoint and draw each video's TTM warp and the ACM offsets.",
     )
     a.add_argument("checkpoint")
-    a.add_argument("overrides", nargs="*", help="config overrides, e.g. data.root=DIR")
+    add_overrides(a, "config overrides, e.g. data.root=DIR")
     a.add_argument("--split", default="test", choices=("train", "val", "test"))
     a.add_argument("--episode", type=int, default=0, help="episode index of the seeded evaluation stream")
     a.add_argument("--out", required=True, help="output PNG")

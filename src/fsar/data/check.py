@@ -11,8 +11,15 @@ a local copy explicit: for each split, the number of classes and videos and the 
 plus notes where class or video counts differ from the canonical split statistics (``BenchmarkSpec``).
 
 With ``decode=True`` an encoded video is decoded completely (its exact frame count is needed anyway); a frame
-folder is listed and the ``T`` frames of uniform sampling plus the last frame are read. With ``decode=False`` only
-existence is checked (fast), and neither unreadable nor short videos are looked for.
+folder is listed and the ``T`` frames of uniform sampling plus the last frame are read. With ``full=True``
+(``fsar data check --full``) every frame of every video is read (``Video.verify``): every image of a frame folder
+(decoded, and checked to be complete: OpenCV reads a truncated JPEG without an error), and every frame of an
+encoded video converted to RGB with FFmpeg's error log watched (a corrupt frame that the decoder conceals is listed
+too). With ``decode=False`` only existence is checked (fast), and neither unreadable nor short videos are looked
+for.
+
+A split whose list cannot be read (an empty list, a malformed line) is reported with the error and the report
+fails; the other splits are still checked.
 
 ``require_complete`` is the training-side gate: missing videos are an error unless the user allows skipping them,
 in which case the exact list of what was left out is written next to the run.
@@ -31,7 +38,7 @@ import numpy as np
 from fsar.data.benchmarks import Benchmark, SplitData, VideoRecord
 from fsar.data.sampling import build_frame_sampler
 from fsar.data.video import FrameFolderVideo, open_video
-from fsar.errors import MissingVideosError
+from fsar.errors import FsarError, MissingVideosError
 
 MAX_LISTED_MISSING = 20
 
@@ -58,6 +65,7 @@ class SplitCheck:
     missing: list[VideoProblem] = field(default_factory=list)
     unreadable: list[VideoProblem] = field(default_factory=list)
     short: list[VideoProblem] = field(default_factory=list)
+    error: str | None = None  # the split file could not be read (then nothing else of the split is known)
 
     @property
     def num_present(self) -> int:
@@ -73,11 +81,13 @@ class CheckReport:
     decode: bool
     splits: list[SplitCheck] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    full: bool = False
 
     @property
     def ok(self) -> bool:
-        """True when no video is missing or unreadable (short videos and count notes do not fail a check)."""
-        return all(not s.missing and not s.unreadable for s in self.splits)
+        """True when every split file reads and no video is missing or unreadable (short videos and count notes
+        do not fail a check)."""
+        return all(not s.missing and not s.unreadable and s.error is None for s in self.splits)
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -89,6 +99,15 @@ class CheckReport:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
+    def _decoded_line(self) -> str:
+        if not self.decode:
+            return "no (existence only)"
+        if self.full:
+            return (
+                f"yes, every frame of every video (--full; frame counts checked against T={self.num_frames})"
+            )
+        return f"yes (frame counts checked against T={self.num_frames})"
+
     def format(self) -> str:
         """A readable report: a table per split, then the full lists and the notes."""
         T = self.num_frames
@@ -96,12 +115,14 @@ class CheckReport:
             f"Benchmark {self.benchmark}",
             f"  videos root: {self.root}",
             f"  split files: {self.splits_dir}",
-            f"  decoded:     {'yes (frame counts checked against T=' + str(T) + ')' if self.decode else 'no (existence only)'}",
+            f"  decoded:     {self._decoded_line()}",
             "",
         ]
         header = ["split", "classes", "videos", "present", "missing", "unreadable", f"short (<{T})"]
         rows = [
-            [
+            [s.split, "error", "-", "-", "-", "-", "-"]
+            if s.error is not None
+            else [
                 s.split,
                 str(s.num_classes),
                 str(s.num_videos),
@@ -121,6 +142,9 @@ class CheckReport:
 
         lines += [fmt(header), fmt(["-" * w for w in widths]), *map(fmt, rows)]
         for s in self.splits:
+            if s.error is not None:
+                lines += ["", f"Split file problem, {s.split} ({s.split_file}; this split was not checked):"]
+                lines += [f"  {s.error}"]
             if s.missing:
                 lines += ["", f"Missing videos, {s.split} ({len(s.missing)}, split file {s.split_file}):"]
                 lines += [f"  line {p.line}: {p.entry}" for p in s.missing]
@@ -137,20 +161,25 @@ class CheckReport:
             lines += ["", "Notes:"] + [f"  - {n}" for n in self.notes]
         n_missing = sum(len(s.missing) for s in self.splits)
         n_bad = sum(len(s.unreadable) for s in self.splits)
+        n_split = sum(s.error is not None for s in self.splits)
+        split_part = f", {n_split} unreadable split file{'s' if n_split != 1 else ''}" if n_split else ""
         lines += [
             "",
             "Result: OK"
             if self.ok
-            else f"Result: PROBLEMS ({n_missing} missing, {n_bad} unreadable). Fix the videos root, or train with "
-            "data.allow_missing=true to skip missing videos (the skipped list is written to the run folder).",
+            else f"Result: PROBLEMS ({n_missing} missing, {n_bad} unreadable{split_part}). Fix the split files and "
+            "the videos root, or train with data.allow_missing=true to skip missing videos (the skipped list is "
+            "written to the run folder).",
         ]
         return "\n".join(lines)
 
 
-def probe_video(path: Path, num_frames: int) -> tuple[int | None, str | None]:
+def probe_video(path: Path, num_frames: int, full: bool = False) -> tuple[int | None, str | None]:
     """``(frame count, None)`` for a readable video, ``(None, reason)`` otherwise (see the module docstring)."""
     try:
         video = open_video(path)
+        if full:
+            return video.verify(), None
         n = video.num_frames
         if isinstance(video, FrameFolderVideo):
             idx = build_frame_sampler("uniform")(
@@ -160,12 +189,22 @@ def probe_video(path: Path, num_frames: int) -> tuple[int | None, str | None]:
         return n, None
     except Exception as exc:  # a check reports every failure and carries on
         reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
+        where = Path(getattr(exc, "path", path))
+        if where != Path(path) and where.is_relative_to(path):  # a frame image: name it
+            reason = f"{where.relative_to(path)}: {reason}"
         return None, reason
 
 
 def check_split(
-    split: SplitData, num_frames: int, decode: bool, workers: int, expected: tuple[int | None, int | None]
+    split: SplitData,
+    num_frames: int,
+    decode: bool,
+    workers: int,
+    expected: tuple[int | None, int | None],
+    full: bool = False,
+    progress=None,
 ) -> SplitCheck:
+    """Check one split's videos. ``progress``: an object with ``update(n)`` (a tqdm bar), called per video."""
     result = SplitCheck(
         split.name,
         str(split.split_file),
@@ -178,11 +217,18 @@ def check_split(
     if not decode:
         return result
     present = split.present
+
+    def probe(record: VideoRecord) -> tuple[int | None, str | None]:
+        out = probe_video(record.path, num_frames, full)
+        if progress is not None:
+            progress.update(1)
+        return out
+
     if workers > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            probes = list(pool.map(lambda r: probe_video(r.path, num_frames), present))
+            probes = list(pool.map(probe, present))
     else:
-        probes = [probe_video(r.path, num_frames) for r in present]
+        probes = [probe(r) for r in present]
     for r, (n, reason) in zip(present, probes):
         if reason is not None:
             result.unreadable.append(VideoProblem(r.entry, r.line, str(r.path), reason))
@@ -197,34 +243,62 @@ def check_benchmark(
     splits: Sequence[str] = ("train", "val", "test"),
     decode: bool = True,
     workers: int = 1,
+    full: bool = False,
+    progress: bool = False,
 ) -> CheckReport:
-    """Check the listed splits of ``benchmark`` (those without a split file are noted and skipped)."""
+    """Check the listed splits of ``benchmark`` (those without a split file are noted and skipped; one whose file
+    cannot be read is reported and the others are still checked). ``full``: read every frame of every video.
+    ``progress``: a progress bar over the videos (on stderr, when it is a terminal)."""
     spec = benchmark.spec
     report = CheckReport(
-        spec.name, str(benchmark.root), str(benchmark.splits_dir), int(num_frames), bool(decode)
+        spec.name,
+        str(benchmark.root),
+        str(benchmark.splits_dir),
+        int(num_frames),
+        bool(decode),
+        full=bool(full and decode),
     )
+    loaded: dict[str, SplitData] = {}
     for name in splits:
         if name not in benchmark.split_files:
             report.notes.append(f"{name}: no {name}listNN.txt in {benchmark.splits_dir}; not checked")
             continue
-        data = benchmark.split(name)
-        exp_c = (spec.expected_classes or {}).get(name)
-        exp_v = (spec.expected_videos or {}).get(name)
-        result = check_split(data, num_frames, decode, max(1, int(workers)), (exp_c, exp_v))
-        report.splits.append(result)
-        if exp_c is not None and result.num_classes != exp_c:
-            report.notes.append(
-                f"{name}: {result.num_classes} classes in the split file; the canonical {spec.name} split has {exp_c}"
+        try:
+            loaded[name] = benchmark.split(name)
+        except FsarError as exc:  # e.g. an empty list: reported, and the other splits are still checked
+            report.splits.append(SplitCheck(name, str(benchmark.split_files[name]), 0, 0, error=str(exc)))
+    bar = None
+    if progress and decode:
+        from tqdm import tqdm
+
+        total = sum(len(d.present) for d in loaded.values())
+        bar = tqdm(total=total, desc="check" + (" --full" if full else ""), unit="video", disable=None)
+    try:
+        for name, data in loaded.items():
+            exp_c = (spec.expected_classes or {}).get(name)
+            exp_v = (spec.expected_videos or {}).get(name)
+            result = check_split(
+                data, num_frames, decode, max(1, int(workers)), (exp_c, exp_v), full=full, progress=bar
             )
-        if exp_v is not None and result.num_videos != exp_v:
-            report.notes.append(
-                f"{name}: {result.num_videos} videos in the split file; the canonical {spec.name} split "
-                f"({spec.split_origin}) has {exp_v}"
-            )
-        if result.short:
-            report.notes.append(
-                f"{name}: {len(result.short)} videos have fewer than {num_frames} frames; their clips repeat the last frame"
-            )
+            report.splits.append(result)
+            if exp_c is not None and result.num_classes != exp_c:
+                report.notes.append(
+                    f"{name}: {result.num_classes} classes in the split file; the canonical {spec.name} split has {exp_c}"
+                )
+            if exp_v is not None and result.num_videos != exp_v:
+                report.notes.append(
+                    f"{name}: {result.num_videos} videos in the split file; the canonical {spec.name} split "
+                    f"({spec.split_origin}) has {exp_v}"
+                )
+            if result.short:
+                report.notes.append(
+                    f"{name}: {len(result.short)} videos have fewer than {num_frames} frames; their clips repeat the last frame"
+                )
+    finally:
+        if bar is not None:
+            bar.close()
+    order = {n: i for i, n in enumerate(splits)}
+    report.splits.sort(key=lambda c: order[c.split])
     return report
 
 

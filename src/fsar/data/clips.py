@@ -46,8 +46,9 @@ class LoadedClip:
 class ClipLoader:
     """Sample ``num_frames`` frames with ``sampler`` and transform them (train or test transform).
 
-    The loader remembers the frame count of each video it opened (per loader object, a few bytes per video), so the
-    exact count of an encoded video, which costs one full decode, is computed once.
+    The loader remembers the exact frame count of each video it read (per loader object, a few bytes per video). A
+    first read finds it during the decode that reads the clip (``Video.sample``); later reads of the same video
+    decode only up to the last frame they need.
 
     ``cache_clips > 0`` keeps up to that many decoded clips (uint8, keyed by video and frame indices, least recently
     used dropped first) in this loader object. It pays off when the sampler is deterministic (``uniform`` at train,
@@ -100,12 +101,23 @@ class ClipLoader:
 
     def load_video(self, video: Video, train: bool, rng: np.random.Generator) -> LoadedClip:
         """Sample, read and transform a clip of an opened video; random choices come from ``rng`` only
-        (frame indices first, then the transform's crop and flip)."""
-        n = video.num_frames
+        (frame indices first, then the transform's crop and flip).
+
+        The frame count and the frames come from one ``Video.sample`` call (one decode on a first read). If it
+        asks for indices twice (a container's listed count was wrong), ``rng`` is rewound before the second draw,
+        so the clip is the one an exact count known in advance would give."""
+        start = None if rng is None else rng.bit_generator.state  # None: a test clip that draws nothing
+
+        def choose(n: int) -> np.ndarray:
+            if start is not None:
+                rng.bit_generator.state = start
+            return self._sample(n, train, rng)
+
+        indices, frames, n = video.sample(choose)
         self._frame_counts[Path(video.path)] = n
-        indices = self._sample(n, train, rng)
+        self._remember(video, indices, frames)
         source_hw = getattr(video, "source_size", None)
-        return self._finish(self._read(video, indices), indices, n, train, rng, source_hw)
+        return self._finish(frames, indices, n, train, rng, source_hw)
 
     def load(self, record, train: bool, rng: np.random.Generator) -> LoadedClip:
         """The clip of ``record`` (a ``VideoRecord``); raises ``VideoError`` if missing or unreadable."""
@@ -127,11 +139,14 @@ class ClipLoader:
 
     def _read(self, video: Video, indices: np.ndarray) -> np.ndarray:
         frames = video.frames(indices)
+        self._remember(video, indices, frames)
+        return frames
+
+    def _remember(self, video: Video, indices: np.ndarray, frames: np.ndarray) -> None:
         if self.cache_clips:
             self._cache[(Path(video.path), indices.tobytes())] = frames
             while len(self._cache) > self.cache_clips:
                 self._cache.popitem(last=False)
-        return frames
 
     def _finish(
         self, frames: np.ndarray, indices: np.ndarray, n: int, train: bool, rng, source_hw=None

@@ -5,9 +5,16 @@ exactly one ``/`` per line, no header. Class names may contain spaces (Kinetics 
 and brackets (TRX's SSv2-CMN ``Twisting (wringing) something wet until water comes out/88644``); in the TA2N SSv2 lists
 the class is a token such as ``train24``. Files are named ``{train,val,test}listNN.txt`` where ``NN`` is the split
 id (``03`` for ARN/CMN, ``07`` for TRX's OTAM lists). ``read_split_list`` is strict: a line without exactly one
-``/``, an empty class or video name, leading or trailing spaces, a blank line before the end of the file, or a
-duplicated entry is a ``SplitFormatError`` naming the file and line numbers. Windows line ends (CRLF) and blank
-lines at the end of the file are accepted.
+``/``, an empty class or video name, a blank line before the end of the file, or a duplicated entry is a
+``SplitFormatError`` naming the file and line numbers.
+
+Whitespace policy. A line is taken exactly as written, apart from its line end (``\\n``, Windows ``\\r\\n`` or old
+Mac ``\\r``) and a UTF-8 byte-order mark at the start of the file. Whitespace (spaces, tabs) before or after the
+entry or around the ``/`` is an error naming the file and the line, not silently stripped: class and video names are
+matched exactly against the files on disk, and trailing whitespace usually means a hand-edited list. Remove it,
+e.g. with ``sed -i 's/[[:space:]]*$//' FILE`` for trailing whitespace. Spaces *inside* a name are kept (Kinetics'
+``air drumming``). A line that is empty or holds only whitespace is blank: blank lines are accepted at the end of
+the file only.
 
 SSv2 JSON maps (``classInd.json`` of OTAM: per-split class ids; ``classInd_cmn.json`` of CMN: global ids 0-99):
 a single dict ``{video_id: class_id}``; ``read_class_index_json``.
@@ -97,9 +104,11 @@ def read_split_list(path: str | Path) -> list[SplitEntry]:
         if not class_name or not video:
             raise SplitFormatError(f"{path}: line {number}: empty class or video name in {text!r}")
         if text != text.strip() or class_name != class_name.strip() or video != video.strip():
+            trailing = text != text.rstrip() and text.lstrip() == text and class_name == class_name.strip()
+            fix = f" (for trailing whitespace: sed -i 's/[[:space:]]*$//' {path})" if trailing else ""
             raise SplitFormatError(
-                f"{path}: line {number}: leading or trailing spaces around the class or video name in {text!r}; "
-                "remove them"
+                f"{path}: line {number}: leading or trailing whitespace around the class or video name in {text!r}; "
+                f"names are matched exactly, so remove it{fix}"
             )
         seen.setdefault(text, []).append(number)
         entries.append(SplitEntry(class_name, video, number))

@@ -3,14 +3,24 @@
 One abstraction, ``Video`` (in the spirit of pytorchvideo's ``EncodedVideo``), with two implementations:
 
 - ``EncodedVideo``: an mp4 / webm / mkv / avi / mov file decoded with PyAV. Frame ``i`` is the ``i``-th frame the
-  decoder returns, in presentation order. The frame count is found by decoding the whole file once (container
-  metadata such as ``stream.frames`` is missing or wrong for many webm/mkv files), lazily, and cached on the object.
-  ``frames(indices)`` decodes sequentially from the start and stops at ``max(indices)``; it never decodes more.
+  decoder returns, in presentation order. ``num_frames`` is exact: found by decoding the whole file once, lazily,
+  and cached on the object (container metadata such as ``stream.frames`` is missing for WebM/Matroska and can be
+  wrong elsewhere). ``frames(indices)`` decodes sequentially from the start and stops at ``max(indices)``; it never
+  decodes more. The container is opened once per call and holds no handle in between.
 - ``FrameFolderVideo``: a folder of ``.jpg`` / ``.jpeg`` / ``.png`` frames, the layout of the TA2N / TRX / OTAM
   codebases (ta2n.md §6). Frames are ordered by **natural sort** (``img_2`` before ``img_10``), so zero padding is
   not needed. Only the requested frames are read. Well-known junk files (``.DS_Store``, ``Thumbs.db``,
   ``desktop.ini``, macOS ``._*`` resource forks) are ignored; any other file or sub-folder is an error that lists
   them, because silently skipping it could hide a broken extraction.
+
+``Video.sample(choose)`` is the first read of a clip: it picks the frame indices with ``choose(num_frames)`` and
+reads them, and returns the exact frame count with them. For an encoded file whose count is not known yet it does
+this in **one decode**: an MP4/MOV lists its frames in its sample table, so ``choose`` gets that count, the whole
+file is decoded once (keeping the chosen frames) and the frames the decoder really returns are counted on the way;
+if the count differs from the table (a damaged file, an edit list), ``choose`` is called again with the exact count
+and the frames are read again. Containers without an exact count (WebM, MKV, AVI) are decoded once with the decoded
+frames kept (up to ``EncodedVideo.retain_limit_bytes``; beyond that a second pass reads the chosen frames). Either
+way the indices and the count are those of an exact count; nothing is estimated.
 
 ``open_video(path)`` picks the implementation. Every failure is an ``fsar.errors.VideoError(path, reason)`` whose
 reason says what to do; an index outside ``[0, num_frames-1]`` is an ``IndexError`` naming the file and the range.
@@ -20,8 +30,10 @@ Frames are returned as ``uint8`` RGB arrays ``[len(indices), H, W, 3]``.
 from __future__ import annotations
 
 import re
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +76,13 @@ def _check_indices(path: Path, indices: Sequence[int] | np.ndarray, num_frames: 
     return idx
 
 
+IndexChooser = Callable[[int], Sequence[int] | np.ndarray]
+
+
+def _chosen(path: Path, choose: IndexChooser, num_frames: int) -> np.ndarray:
+    return _check_indices(path, choose(num_frames), num_frames)
+
+
 class Video(ABC):
     """A readable video: a frame count, a frame size, an optional frame rate and random access to frames."""
 
@@ -88,6 +107,21 @@ class Video(ABC):
     def frames(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """uint8 RGB frames ``[len(indices), H, W, 3]``; indices may repeat and be in any order."""
 
+    @abstractmethod
+    def verify(self) -> int:
+        """Read every frame and return the exact frame count; raise ``VideoError`` naming the first problem.
+
+        Slower than ``num_frames`` (every frame is converted to RGB or read from disk); ``fsar data check --full``
+        uses it so that a corrupt frame anywhere is found before training samples it."""
+
+    def sample(self, choose: IndexChooser) -> tuple[np.ndarray, np.ndarray, int]:
+        """``(indices, frames, num_frames)``: the indices ``choose(num_frames)`` picks, their frames and the exact
+        frame count. ``choose`` may be called more than once and must then give the same answer for the same count
+        (``ClipLoader`` restores its random state before each call)."""
+        n = self.num_frames
+        idx = _chosen(self.path, choose, n)
+        return idx, self.frames(idx), n
+
     def __len__(self) -> int:
         return self.num_frames
 
@@ -97,11 +131,16 @@ class Video(ABC):
 
 class EncodedVideo(Video):
     """A video file decoded with PyAV (FFmpeg). The file is opened per call, so the object can be pickled to
-    data-loader workers and holds no open handle.
+    data-loader workers and holds no open handle. Size and frame rate are read on the first open.
 
-    ``last_decode_stats`` records what the latest ``frames`` call cost: ``{"frames": decoded frames,
-    "packets": demuxed packets}``; tests use it to check that only the needed prefix is decoded.
+    ``last_decode_stats`` records what the latest ``num_frames`` / ``frames`` / ``sample`` call cost:
+    ``{"frames": decoded frames, "packets": demuxed packets, "passes": decodes started}``; tests use it to check
+    that only the needed prefix is decoded and that a first read decodes the file once.
     """
+
+    #: Bytes of decoded frames kept while counting a file whose container lists no exact frame count (WebM, MKV,
+    #: AVI). Past this, the kept frames are dropped and the chosen ones are read in a second decode.
+    retain_limit_bytes: int = 256 * 2**20
 
     def __init__(self, path: str | Path, num_frames: int | None = None) -> None:
         self.path = Path(path)
@@ -113,22 +152,12 @@ class EncodedVideo(Video):
             raise ValueError(f"{self.path}: a known frame count must be >= 1, got {num_frames}")
         # `num_frames`: a count found earlier by decoding this same file (e.g. cached by a ClipLoader).
         self._num_frames: int | None = None if num_frames is None else int(num_frames)
-        self.last_decode_stats: dict[str, int] = {"frames": 0, "packets": 0}
-        container = self._open()
-        try:
-            stream = container.streams.video[0]
-            cc = stream.codec_context
-            self._size = (int(cc.height), int(cc.width))
-            rate = stream.average_rate or stream.guessed_rate
-            self._fps = float(rate) if rate else None
-        finally:
-            container.close()
-        if self._size[0] <= 0 or self._size[1] <= 0:
-            raise VideoError(
-                self.path, f"video stream reports an invalid frame size {self._size}; {_REENCODE_HINT}"
-            )
+        self._size: tuple[int, int] | None = None
+        self._fps: float | None = None
+        self.last_decode_stats: dict[str, int] = {"frames": 0, "packets": 0, "passes": 0}
 
     def _open(self):
+        """Open the container (one pass of decoding follows); reads size and frame rate the first time."""
         import av
 
         try:
@@ -138,7 +167,30 @@ class EncodedVideo(Video):
         if not container.streams.video:
             container.close()
             raise VideoError(self.path, f"the file has no video stream; {_REENCODE_HINT}")
+        if self._size is None:
+            stream = container.streams.video[0]
+            cc = stream.codec_context
+            size = (int(cc.height), int(cc.width))
+            if size[0] <= 0 or size[1] <= 0:
+                container.close()
+                raise VideoError(
+                    self.path, f"video stream reports an invalid frame size {size}; {_REENCODE_HINT}"
+                )
+            rate = stream.average_rate or stream.guessed_rate
+            self._size, self._fps = size, (float(rate) if rate else None)
+        self.last_decode_stats["passes"] += 1
         return container
+
+    @staticmethod
+    def listed_frame_count(container) -> int | None:
+        """The frame count an MP4/MOV container lists in its sample table (``stream.frames``), else None.
+
+        WebM/Matroska store no count (``stream.frames == 0``) and AVI headers are often wrong, so only MP4/MOV is
+        asked; even there the count is verified against the frames actually decoded (``sample``)."""
+        if {"mov", "mp4"} & set(container.format.name.split(",")):
+            listed = int(container.streams.video[0].frames)
+            return listed if listed > 0 else None
+        return None
 
     def _decode(self, container):
         """Frames of the first video stream in presentation order; counts packets in ``last_decode_stats``."""
@@ -153,65 +205,209 @@ class EncodedVideo(Video):
         except av.FFmpegError as exc:
             raise VideoError(self.path, f"decoding failed ({exc}); {_REENCODE_HINT}") from None
 
-    @property
-    def num_frames(self) -> int:
-        if self._num_frames is None:
-            self.last_decode_stats = {"frames": 0, "packets": 0}
-            container = self._open()
-            decoded = self._decode(container)
-            try:
-                n = sum(1 for _ in decoded)
-            finally:
-                decoded.close()
-                container.close()
-            self.last_decode_stats["frames"] = n
-            if n == 0:
-                raise VideoError(self.path, f"the video stream has zero decodable frames; {_REENCODE_HINT}")
-            self._num_frames = n
-        return self._num_frames
+    def _scan(
+        self, container, wanted: set[int], stop_after: int | None = None, retain: bool = False
+    ) -> tuple[int, dict[int, np.ndarray], list | None]:
+        """Decode from the start, converting the ``wanted`` frames to RGB, up to frame ``stop_after`` (or the end).
 
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._size
-
-    @property
-    def fps(self) -> float | None:
-        return self._fps
-
-    def frames(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        idx = _check_indices(self.path, indices, self._num_frames)
-        h, w = self._size
-        if idx.size == 0:
-            return np.zeros((0, h, w, 3), dtype=np.uint8)
-        wanted = set(idx.tolist())
-        last = int(idx.max())
+        Returns the number of frames decoded, the wanted frames, and with ``retain`` every decoded frame (PyAV
+        frames, not converted) or None when they exceeded ``retain_limit_bytes``."""
         got: dict[int, np.ndarray] = {}
-        self.last_decode_stats = {"frames": 0, "packets": 0}
-        container = self._open()
-        decoded = self._decode(container)
-        i = -1
+        kept: list | None = [] if retain else None
+        kept_bytes = 0
+        decoded = 0
+        frames = self._decode(container)
         try:
-            for i, frame in enumerate(decoded):  # noqa: B007
-                self.last_decode_stats["frames"] = i + 1
+            for i, frame in enumerate(frames):
+                decoded = i + 1
                 if i in wanted:
                     got[i] = frame.to_ndarray(format="rgb24")
-                if i >= last:
+                if kept is not None:
+                    kept.append(frame)
+                    kept_bytes += sum(plane.buffer_size for plane in frame.planes)
+                    if kept_bytes > self.retain_limit_bytes:
+                        kept = None
+                if stop_after is not None and i >= stop_after:
                     break
         finally:
-            decoded.close()
-            container.close()
-        if last not in got:
-            # The file ended before `last`: we now know the exact count.
-            if i < 0:
-                raise VideoError(self.path, f"the video stream has zero decodable frames; {_REENCODE_HINT}")
-            self._num_frames = i + 1
-            _check_indices(self.path, idx, self._num_frames)
+            frames.close()
+        self.last_decode_stats["frames"] += decoded
+        return decoded, got, kept
+
+    def _stack(self, got: dict[int, np.ndarray], idx: np.ndarray) -> np.ndarray:
         shapes = {a.shape for a in got.values()}
         if len(shapes) != 1:
             raise VideoError(
                 self.path, f"frame size changes inside the video {sorted(shapes)}; {_REENCODE_HINT}"
             )
         return np.stack([got[int(k)] for k in idx])
+
+    def _zero_frames(self) -> VideoError:
+        return VideoError(self.path, f"the video stream has zero decodable frames; {_REENCODE_HINT}")
+
+    @property
+    def num_frames(self) -> int:
+        if self._num_frames is None:
+            self.last_decode_stats = {"frames": 0, "packets": 0, "passes": 0}
+            container = self._open()
+            try:
+                n = self._scan(container, set())[0]
+            finally:
+                container.close()
+            if n == 0:
+                raise self._zero_frames()
+            self._num_frames = n
+        return self._num_frames
+
+    @property
+    def size(self) -> tuple[int, int]:
+        if self._size is None:
+            self._open().close()
+        return self._size  # type: ignore[return-value]
+
+    @property
+    def fps(self) -> float | None:
+        if self._size is None:
+            self._open().close()
+        return self._fps
+
+    def frames(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        idx = _check_indices(self.path, indices, self._num_frames)
+        if idx.size == 0:
+            h, w = self.size
+            return np.zeros((0, h, w, 3), dtype=np.uint8)
+        last = int(idx.max())
+        self.last_decode_stats = {"frames": 0, "packets": 0, "passes": 0}
+        container = self._open()
+        try:
+            decoded, got, _ = self._scan(container, set(idx.tolist()), stop_after=last)
+        finally:
+            container.close()
+        if last not in got:
+            # The file ended before `last`: we now know the exact count.
+            if decoded == 0:
+                raise self._zero_frames()
+            self._num_frames = decoded
+            _check_indices(self.path, idx, self._num_frames)
+        return self._stack(got, idx)
+
+    def sample(self, choose: IndexChooser) -> tuple[np.ndarray, np.ndarray, int]:
+        """One decode for a first read (see the module docstring); with a known count, a prefix decode."""
+        if self._num_frames is not None:
+            idx = _chosen(self.path, choose, self._num_frames)
+            return idx, self.frames(idx), self._num_frames
+        self.last_decode_stats = {"frames": 0, "packets": 0, "passes": 0}
+        container = self._open()
+        try:
+            listed = self.listed_frame_count(container)
+            idx = None if listed is None else _chosen(self.path, choose, listed)
+            wanted = set() if idx is None else set(idx.tolist())
+            n, got, kept = self._scan(container, wanted, retain=idx is None)
+        finally:
+            container.close()
+        if n == 0:
+            raise self._zero_frames()
+        self._num_frames = n
+        if idx is not None and n == listed:
+            return idx, self._stack(got, idx), n
+        idx = _chosen(self.path, choose, n)  # the exact count, when the listed one was missing or wrong
+        if kept is not None:
+            return (
+                idx,
+                self._stack({i: kept[i].to_ndarray(format="rgb24") for i in set(idx.tolist())}, idx),
+                n,
+            )
+        stats = dict(self.last_decode_stats)
+        frames = self.frames(idx)
+        self.last_decode_stats = {k: stats[k] + self.last_decode_stats[k] for k in stats}
+        return idx, frames, n
+
+    def verify(self) -> int:
+        """Decode every frame to RGB on one thread, with FFmpeg's error log captured: a frame the decoder could
+        only conceal (it logs an error and returns a patched picture) is an error too, as are a decoding failure,
+        a frame-size change and zero frames."""
+        import av.logging
+
+        self.last_decode_stats = {"frames": 0, "packets": 0, "passes": 0}
+        shapes: set[tuple[int, ...]] = set()
+        n = 0
+        with _ffmpeg_error_log(), av.logging.Capture(local=True) as logs:
+            container = self._open()
+            try:
+                container.streams.video[
+                    0
+                ].codec_context.thread_count = 1  # keeps the decoder's log on this thread
+                frames = self._decode(container)
+                try:
+                    for frame in frames:
+                        shapes.add(frame.to_ndarray(format="rgb24").shape)
+                        n += 1
+                finally:
+                    frames.close()
+            finally:
+                container.close()
+        self.last_decode_stats["frames"] = n
+        errors = [f"[{name}] {message.strip()}" for level, name, message in logs if level <= av.logging.ERROR]
+        if errors:
+            shown = "; ".join(dict.fromkeys(errors[:20]))
+            raise VideoError(
+                self.path,
+                f"the decoder reported {len(errors)} error(s) in {n} frames ({shown}); some frames are corrupt "
+                f"and were concealed. {_REENCODE_HINT[0].upper()}{_REENCODE_HINT[1:]}",
+            )
+        if n == 0:
+            raise self._zero_frames()
+        if len(shapes) > 1:
+            raise VideoError(
+                self.path, f"frame size changes inside the video {sorted(shapes)}; {_REENCODE_HINT}"
+            )
+        self._num_frames = n
+        return n
+
+
+_LOG_LOCK = threading.Lock()
+_LOG_STATE: dict = {"users": 0, "level": None, "skip_repeated": True}
+
+
+@contextmanager
+def _ffmpeg_error_log():
+    """Have FFmpeg report every error to PyAV's log (off by default; repeated messages are normally dropped) while
+    any thread is inside; the previous settings are restored when the last one leaves."""
+    import av.logging
+
+    with _LOG_LOCK:
+        if _LOG_STATE["users"] == 0:
+            level = av.logging.get_level()
+            _LOG_STATE["level"], _LOG_STATE["skip_repeated"] = level, av.logging.get_skip_repeated()
+            if level is None or level < av.logging.ERROR:
+                av.logging.set_level(av.logging.ERROR)
+            av.logging.set_skip_repeated(False)
+        _LOG_STATE["users"] += 1
+    try:
+        yield
+    finally:
+        with _LOG_LOCK:
+            _LOG_STATE["users"] -= 1
+            if _LOG_STATE["users"] == 0:
+                av.logging.set_level(_LOG_STATE["level"])
+                av.logging.set_skip_repeated(_LOG_STATE["skip_repeated"])
+
+
+def image_file_problem(path: Path) -> str | None:
+    """Why an image file is incomplete, or None. OpenCV decodes a truncated JPEG or PNG without an error (the
+    missing part comes out grey), so the end marker is checked: a JPEG must end with the end-of-image marker
+    ``FF D9`` (zero padding after it is allowed), a PNG with its ``IEND`` chunk."""
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(0, size - 4096))
+        tail = f.read()
+    suffix = path.suffix.lower()
+    if suffix in (".jpg", ".jpeg") and not tail.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        return "the JPEG file does not end with its end-of-image marker (truncated); re-extract the frames"
+    if suffix == ".png" and b"IEND" not in tail[-12:]:
+        return "the PNG file does not end with its IEND chunk (truncated); re-extract the frames"
+    return None
 
 
 class FrameFolderVideo(Video):
@@ -291,6 +487,22 @@ class FrameFolderVideo(Video):
         if self._size is None:
             self._size = tuple(next(iter(got.values())).shape[:2])  # type: ignore[assignment]
         return np.stack([got[int(i)] for i in idx])
+
+    def verify(self) -> int:
+        """Read every frame image: each must decode, be complete (``image_file_problem``) and have one size."""
+        sizes: dict[tuple[int, ...], str] = {}
+        for i, file in enumerate(self.files):
+            shape = self._read(i).shape
+            problem = image_file_problem(file)
+            if problem is not None:
+                raise VideoError(file, problem)
+            sizes.setdefault(shape, file.name)
+        if len(sizes) > 1:
+            shown = ", ".join(f"{name}: {shape[1]}x{shape[0]}" for shape, name in sizes.items())
+            raise VideoError(
+                self.path, f"frames have different sizes (first of each: {shown}); re-extract the frames"
+            )
+        return self.num_frames
 
 
 def open_video(path: str | Path, num_frames: int | None = None) -> Video:

@@ -1,4 +1,11 @@
-"""Classify your own clips: a folder of example clips per class (the support set) and query clips."""
+"""Classify your own clips: a folder of example clips per class (the support set) and query clips.
+
+The model comes from a checkpoint of ``fsar train`` (``model_from_checkpoint``) or, with no training at all, from
+a frozen pretrained backbone (``pretrained_model``): ProtoNet (Snell et al., NeurIPS 2017) and OTAM (Cao et al.,
+CVPR 2020) compare query and support features with a fixed metric (cosine to the class mean; ordered temporal
+alignment of frame cosines) and have no parameters that must be learned, so a good frozen backbone such as
+DINOv2 (Oquab et al., TMLR 2024) or an ImageNet ResNet-50 is enough to use them. TA2N and TATs need a checkpoint.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +26,84 @@ class Prediction:
     query: str
     label: str
     scores: dict[str, float]  # softmax over the support classes
+
+
+TRAINING_FREE_METHODS = ("protonet", "otam")
+
+
+def pretrained_config(
+    backbone: str,
+    weights: str,
+    method: str = "protonet",
+    image_size: int = 224,
+    overrides: list[str] | None = None,
+):
+    """The ``Config`` of a training-free model: ``method`` on the frozen ``backbone`` loaded from ``weights``.
+
+    Clips: 8 uniformly sampled frames, short side resized to ``image_size * 256 / 224``, centre crop
+    ``image_size``, the backbone's normalisation (ImageNet statistics for DINOv2 and ResNet). ``overrides``
+    (``data.num_frames=16`` ...) apply on top."""
+    from fsar.backbones import BACKBONES
+    from fsar.engine.config import apply_overrides, config_from_dict
+    from fsar.errors import ConfigError
+
+    if method not in TRAINING_FREE_METHODS:
+        raise ConfigError(
+            f"--method {method}: only {' and '.join(TRAINING_FREE_METHODS)} work without training; {method} has "
+            "parameters that must be learned (train it with `fsar train` and pass the checkpoint instead)"
+        )
+    if backbone not in BACKBONES:
+        raise ConfigError(
+            f"--backbone {backbone}: unknown backbone; available: {', '.join(BACKBONES.names())}"
+        )
+    if backbone == "small_cnn":
+        raise ConfigError(
+            "--backbone small_cnn has no pretrained weights; use a dinov2_vit*14 or resnet* backbone"
+        )
+    if int(image_size) < 1:
+        raise ConfigError(f"--image-size must be >= 1, got {image_size}")
+    kwargs: dict = {"frozen": True}
+    if backbone.startswith("dinov2"):
+        kwargs["image_size"] = int(image_size)  # position embeddings resized once, as the official model does
+    raw = {
+        "name": f"pretrained_{backbone}_{method}",
+        "data": {
+            "benchmark": "synthetic",
+            "num_frames": 8,
+            "frame_sampler": "uniform",
+            "resize_short": round(int(image_size) * 256 / 224),
+            "crop": int(image_size),
+            "normalization": "imagenet",
+        },
+        "model": {
+            "name": method,
+            "backbone": backbone,
+            "backbone_weights": str(weights) if weights else None,
+            "require_weights": True,
+            "backbone_kwargs": kwargs,
+        },
+        "train": {"device": "cpu"},
+    }
+    source = f"--backbone {backbone} --method {method}"
+    if overrides:
+        raw = apply_overrides(raw, list(overrides))
+        source += " + overrides"
+    cfg = config_from_dict(raw, source=source)
+    if cfg.model.name not in TRAINING_FREE_METHODS:
+        raise ConfigError(f"{source}: model.name must stay one of {', '.join(TRAINING_FREE_METHODS)}")
+    return cfg
+
+
+def pretrained_model(cfg, device: torch.device):
+    """Build the training-free model of ``pretrained_config`` (backbone weights loaded strictly), in eval mode."""
+    from fsar.engine.build import build_model
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(
+            0
+        )  # nothing is left random (every backbone weight is loaded), but stay reproducible
+        model = build_model(cfg, num_train_classes=1)
+    return model.to(device).eval()
 
 
 def list_support(support_dir: Path) -> list[tuple[str, list[Path]]]:
@@ -59,9 +144,10 @@ def predict_clips(
         )
 
     def load(path: Path) -> torch.Tensor:
-        video = open_video(path)
-        idx = sampler(video.num_frames, cfg.data.num_frames, False, np.random.default_rng(0))
-        return apply_modality(transform(video.frames(idx), np.random.default_rng(0)), cfg.data.modality)
+        _, frames, _ = open_video(path).sample(
+            lambda n: sampler(n, cfg.data.num_frames, False, np.random.default_rng(0))
+        )
+        return apply_modality(transform(frames, np.random.default_rng(0)), cfg.data.modality)
 
     def batch(paths: list[Path], labels: list[int]) -> ClipBatch:
         frames = torch.stack([load(p) for p in paths])

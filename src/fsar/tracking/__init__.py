@@ -4,7 +4,8 @@
 * :mod:`~fsar.tracking.reference_pickle`: reader for the original TATs pickles;
 * :mod:`~fsar.tracking.queries`: query grids and query frames (``uniform_8``);
 * :mod:`~fsar.tracking.filtering`: the "corrected" post-processing and the seeded 256-point subset;
-* :mod:`~fsar.tracking.registry`: the tracker interface and ``TRACKERS`` (``lk``, ``cotracker``);
+* :mod:`~fsar.tracking.base`: the tracker interface and shared input checks;
+* :mod:`~fsar.tracking.registry`: ``TRACKERS`` (``lk``, ``cotracker``), trackers imported lazily;
 * :mod:`~fsar.tracking.metrics`: TAP-Vid-style accuracy against ground truth;
 * :mod:`~fsar.tracking.runner`: tracking many videos (``fsar track``).
 """

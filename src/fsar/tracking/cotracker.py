@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from fsar.tracking.base import check_track_inputs
 from fsar.tracking.queries import Queries
-from fsar.tracking.registry import check_track_inputs
 
 INSTALL_HINT = (
     "install it from a local clone of https://github.com/facebookresearch/co-tracker "

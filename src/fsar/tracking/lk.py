@@ -30,8 +30,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from fsar.tracking.base import check_track_inputs
 from fsar.tracking.queries import Queries
-from fsar.tracking.registry import check_track_inputs
 
 
 @dataclass

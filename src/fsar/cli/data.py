@@ -10,7 +10,9 @@ import argparse
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("data", help="dataset tools (data check, data prepare)", description="Dataset tools.")
+    p = subparsers.add_parser(
+        "data", help="dataset tools (data check, data prepare)", description="Dataset tools."
+    )
     sub = p.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
     p.set_defaults(func=run, data_parser=p)
     c = sub.add_parser(

@@ -247,6 +247,9 @@ def test_killed_prepare_resumes_and_gives_the_same_store(bench_dir, tmp_path, mo
     with pytest.raises(ClipStoreError, match="unfinished"):
         build_split_clips(dataclasses.replace(d, clip_store=str(part)), ("train",))
     monkeypatch.setattr(prepare_module, "store_video", real)
+    # a kill -9 leaves a partial shard, or a renamed shard whose table was not written yet: both are redone
+    (part / "train" / ".shard_00001.u8.partial").write_bytes(b"junk" * 1000)
+    (part / "test" / "shard_00000.u8").write_bytes(b"junk")
     report = prepare(bench_dir, d, part, shard_videos=2)
     assert report.skipped == 2 and report.done == 6
     for split in ("train", "test"):

@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         order_sensitive_report,
         test_episodes,
     )
+    from fsar.errors import EpisodeError
 
     overrides = list(args.overrides)
     if args.split:
@@ -69,9 +70,13 @@ def run(args: argparse.Namespace) -> int:
     )
     order = None
     if clips.twins and cfg.eval.order_episodes > 0:
-        order_eps = order_episodes(cfg, clips, csv_path.with_name(csv_path.stem + "_order_episodes.json"))
-        order = evaluate_split(model, clips, order_eps, device, cfg, cfg.eval.seed, desc="order")
-        write_episode_csv(csv_path.with_name(csv_path.stem + "_order.csv"), order.results, clips.twins)
+        try:
+            order_eps = order_episodes(cfg, clips, csv_path.with_name(csv_path.stem + "_order_episodes.json"))
+        except EpisodeError as exc:
+            print(f"order episodes skipped: {exc}")
+        else:
+            order = evaluate_split(model, clips, order_eps, device, cfg, cfg.eval.seed, desc="order")
+            write_episode_csv(csv_path.with_name(csv_path.stem + "_order.csv"), order.results, clips.twins)
     report = {**s.to_dict(), **order_sensitive_report(outcome, order, clips.twins)}
     for line in format_order_sensitive({f"test_{k}": v for k, v in s.to_dict().items()} | report):
         print(line)

@@ -166,6 +166,17 @@ class StoredVideo(Video):
             )
         return np.ascontiguousarray(self._data[pos])
 
+    def verify(self) -> int:
+        """Read every stored frame from the memory map (a truncated or unreadable shard fails here); the frames
+        were decoded and checked when the store was prepared. Returns the true frame count."""
+        try:
+            np.asarray(self._data).sum(dtype=np.uint64)
+        except (OSError, ValueError) as exc:
+            raise VideoError(
+                self.path, f"stored frames cannot be read ({exc}); re-run `fsar data prepare`"
+            ) from None
+        return self._num_frames
+
 
 class StoreSplit:
     """The stored videos of one split: ``open(record)`` gives a ``StoredVideo``; ``failed`` maps split entries

@@ -49,7 +49,7 @@ from fsar.engine.protocol import (
     write_episode_csv,
 )
 from fsar.engine.run_logging import RunLogger
-from fsar.errors import ConfigError, FsarError
+from fsar.errors import ConfigError, EpisodeError, FsarError
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -399,14 +399,19 @@ class Trainer:
         outcome = evaluate_split(
             model, test_clips, episodes, self.device, cfg, cfg.eval.seed, test_clips.name, ctx
         )
-        order = None
+        order, order_skipped = None, None
         if test_clips.twins and cfg.eval.order_episodes > 0:
-            order_eps = order_episodes(
-                cfg, test_clips, self.run_dir / "order_episodes.json" if ctx.is_main else None
-            )
-            order = evaluate_split(
-                model, test_clips, order_eps, self.device, cfg, cfg.eval.seed, "order", ctx
-            )
+            try:
+                order_eps = order_episodes(
+                    cfg, test_clips, self.run_dir / "order_episodes.json" if ctx.is_main else None
+                )
+            except EpisodeError as exc:  # e.g. a split with a single twin pair: said, not silently dropped
+                order_skipped = str(exc)
+                self.log(f"order episodes skipped: {exc}")
+            else:
+                order = evaluate_split(
+                    model, test_clips, order_eps, self.device, cfg, cfg.eval.seed, "order", ctx
+                )
         result = {
             "name": cfg.name,
             "method": cfg.model.name,
@@ -421,6 +426,7 @@ class Trainer:
             "world_size": ctx.world_size,
             **{f"test_{k}": v for k, v in outcome.summary.to_dict().items()},
             **order_sensitive_report(outcome, order, test_clips.twins),
+            **({"order_skipped": order_skipped} if order_skipped else {}),
         }
         if ctx.is_main:
             write_episode_csv(

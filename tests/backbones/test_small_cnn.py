@@ -67,3 +67,17 @@ def test_registry_lists_all_backbones_and_rejects_unknown():
     }
     with pytest.raises(KeyError, match="unknown backbone 'vgg16'.*small_cnn"):
         create_backbone("vgg16")
+
+
+def test_small_cnn_depth_and_signed_features():
+    net = create_backbone("small_cnn", width=8, out_channels=16, num_blocks=3, final_relu=False)
+    out = net(torch.randn(4, 3, 32, 32))
+    assert out.shape == (4, 16, 4, 4)
+    assert (out < 0).any()  # no ReLU before the metric: features can be negative
+    relu = create_backbone("small_cnn", width=8, out_channels=16, num_blocks=3)
+    assert (relu(torch.randn(4, 3, 32, 32)) >= 0).all()
+    assert sum(isinstance(m, torch.nn.ReLU) for m in net.modules()) == 2
+    with pytest.raises(ValueError, match="3 blocks needs frames of at least 8x8"):
+        net(torch.randn(1, 3, 4, 4))
+    with pytest.raises(ValueError, match="num_blocks"):
+        SmallCNN(num_blocks=0)

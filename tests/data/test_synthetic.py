@@ -64,10 +64,13 @@ def test_presets_and_split_counts():
     assert (d.num_classes, d.split_counts, d.videos_per_class, d.num_frames, d.frame_size) == (
         100,
         (64, 12, 24),
-        20,
+        30,
         32,
-        (112, 112),
+        (64, 64),
     )
+    assert d.bright_actor and d.camera_jitter == 0 and d.max_distractors == 1
+    c = SynthConfig.preset("cluttered")
+    assert (c.videos_per_class, c.frame_size, c.camera_jitter, c.bright_actor) == (20, (112, 112), 2, False)
     assert (t.num_classes, t.split_counts, t.videos_per_class, t.num_frames, t.frame_size) == (
         15,
         (5, 5, 5),
@@ -101,7 +104,9 @@ def test_config_rejects_bad_values_naming_the_field(changes, key):
 
 
 @pytest.mark.parametrize(
-    "config", [SynthConfig.preset("default"), SynthConfig.preset("tiny")], ids=["default", "tiny"]
+    "config",
+    [SynthConfig.preset("default"), SynthConfig.preset("cluttered"), SynthConfig.preset("tiny")],
+    ids=["default", "cluttered", "tiny"],
 )
 def test_classes_twins_and_splits(config):
     classes = build_classes(config)
@@ -129,9 +134,9 @@ def test_classes_twins_and_splits(config):
         in_split = [c for c in classes if c.split == split]
         twins = sum(c.twin is not None for c in in_split)
         assert twins >= 2 and twins / len(in_split) >= 0.3, (split, twins)
-    # Every primitive is used by some class in the default set.
+    # Every primitive is used by some class of the 100-class sets.
     if config.num_classes == 100:
-        assert set().union(*map(set, seqs)) == set(PRIMITIVE_NAMES)
+        assert set().union(*map(set, seqs)) == set(config.primitives)
 
 
 def test_classes_are_a_function_of_the_seed():
@@ -374,7 +379,7 @@ def test_encoder_output_is_reproducible(tmp_path):
     (8 default-size clips, 3 rounds) gave a second encoding for 5 of the 8 clips, reproducibly."""
     from fsar.data.synthetic.encode import write_mp4
 
-    config = SynthConfig.preset("default")
+    config = SynthConfig.preset("cluttered")
     clips = [render_video(config, c, 0)[0] for c in build_classes(config)[:8]]
     seen: list[set[bytes]] = [set() for _ in clips]
     for _ in range(3):
@@ -481,3 +486,16 @@ def test_refuses_foreign_or_different_output_unless_overwrite(tmp_path):
     a_file.write_text("x")
     with pytest.raises(OutputDirError, match="not a folder"):
         generate_synthetic(a_file, one, workers=1, progress=False)
+
+
+def test_bright_actor_keeps_hues_random_and_the_actor_brighter():
+    config = SynthConfig.preset("tiny", bright_actor=True, max_distractors=0)
+    for c in build_classes(config)[:4]:
+        clip = render_clip(config, c, 0)
+        frames = clip.frames.astype(np.float32).mean(axis=-1)  # grey level
+        actor, rest = frames[clip.actor_mask], frames[~clip.actor_mask]
+        # the actor's stripes sit at 155-255, its dark marker is small; the background at most 100 (+ noise)
+        assert np.median(actor) > 150 and np.percentile(rest, 99) < 120
+    plain = render_clip(SynthConfig.preset("tiny", max_distractors=0), build_classes(config)[0], 0)
+    bright = render_clip(config, build_classes(config)[0], 0)
+    assert np.array_equal(plain.points, bright.points)  # same random draws: only colours change

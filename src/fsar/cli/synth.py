@@ -35,7 +35,9 @@ def register(subparsers) -> None:
         "Deterministic from --seed; re-running with the same settings resumes.",
     )
     p.add_argument("--out", required=True, help="output folder (videos/, splits/, trajectories/, meta.json)")
-    p.add_argument("--preset", default="default", choices=("default", "tiny"), help="starting parameters")
+    p.add_argument(
+        "--preset", default="default", choices=("default", "cluttered", "tiny"), help="starting parameters"
+    )
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's, 0)")
     p.add_argument(
         "--classes",

@@ -101,7 +101,7 @@ def _benchmark_jobs(args: argparse.Namespace, out_dir):
     from pathlib import Path
 
     from fsar.data.benchmarks import load_benchmark
-    from fsar.tracking.runner import record_jobs
+    from fsar.tracking.runner import benchmark_jobs
 
     if not args.root:
         raise _UsageError("--benchmark needs --root DIR (the videos root)")
@@ -112,15 +112,11 @@ def _benchmark_jobs(args: argparse.Namespace, out_dir):
             raise _UsageError("--benchmark needs --splits DIR (the split files' folder)")
         splits, root = root / "splits", root / "videos"
     bench = load_benchmark(args.benchmark, root=root, splits_dir=splits, split_id=args.split_id)
-    records, missing = [], []
     if args.split_names:
         names = [s.strip() for s in args.split_names.split(",") if s.strip()]
     else:
         names = list(getattr(bench, "available_splits", ("train", "val", "test")))
-    for name in names:
-        for record in bench.split(name).records:
-            (missing if record.path is None else records).append(record)
-    return record_jobs(records, root, out_dir), missing
+    return benchmark_jobs(bench, names, out_dir)
 
 
 def run(args: argparse.Namespace) -> int:

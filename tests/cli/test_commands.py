@@ -7,7 +7,18 @@ import pytest
 
 from fsar.cli.main import build_parser, main
 
-COMMANDS = ["synth", "data", "track", "train", "eval", "predict", "extract-features", "viz", "demo"]
+COMMANDS = [
+    "synth",
+    "data",
+    "track",
+    "pretrain",
+    "train",
+    "eval",
+    "predict",
+    "extract-features",
+    "viz",
+    "demo",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "fsar.cli.synth",
     "fsar.cli.data",
     "fsar.cli.track",
+    "fsar.cli.pretrain",
     "fsar.cli.train",
     "fsar.cli.evaluate",
     "fsar.cli.predict",

@@ -1,7 +1,7 @@
 """Strict YAML configuration for training and evaluation.
 
-A config file has the sections ``data``, ``episodes``, ``model``, ``optim``, ``train`` and ``eval`` (all optional;
-every key has a default). Unknown keys are errors that name the key, the file and the valid keys: nothing is
+A config file has the sections ``data``, ``episodes``, ``model``, ``optim``, ``train``, ``eval`` and ``pretrain``
+(all optional; every key has a default). Unknown keys are errors that name the key, the file and the valid keys: nothing is
 silently ignored. Command-line overrides use dotted keys, ``train.tasks=2000 model.kwargs.metric=l2``, with values
 parsed as YAML.
 
@@ -115,6 +115,22 @@ class EvalConfig:
 
 
 @dataclass
+class PretrainConfig:
+    """``fsar pretrain``: supervised classification of the train split's classes to initialise the backbone."""
+
+    epochs: int = 15
+    batch_videos: int = 32
+    lr: float = 2e-3  # AdamW
+    weight_decay: float = 1e-4
+    warmup_fraction: float = 0.15  # one-cycle: linear warm-up over this part of the steps, then cosine to 0
+    head: str = "temporal_conv"  # temporal_conv | temporal_linear (both see frame order)
+    label_smoothing: float = 0.0
+    seed: int = 0
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    val_episodes: int = 300  # frozen-feature 5-way 1-shot episodes on the val split at the end; 0: none
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     episodes: EpisodeConfig = field(default_factory=EpisodeConfig)
@@ -122,6 +138,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     name: str = "run"
     notes: str = ""  # where the recipe's numbers come from
 
@@ -282,6 +299,8 @@ def validate_config(cfg: Config, source: str) -> None:
         "train.select_on": (cfg.train.select_on, ("val", "test")),
         "eval.split": (cfg.eval.split, ("train", "val", "test")),
         "eval.mode": (cfg.eval.mode, ("cached", "naive")),
+        "pretrain.head": (cfg.pretrain.head, ("temporal_conv", "temporal_linear")),
+        "pretrain.precision": (cfg.pretrain.precision, ("fp32", "bf16")),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
@@ -295,6 +314,8 @@ def validate_config(cfg: Config, source: str) -> None:
         "train.tasks_per_update": cfg.train.tasks_per_update,
         "train.val_every": cfg.train.val_every,
         "eval.episodes": cfg.eval.episodes,
+        "pretrain.epochs": cfg.pretrain.epochs,
+        "pretrain.batch_videos": cfg.pretrain.batch_videos,
     }
     for key, value in positive.items():
         if value < 1:
@@ -307,6 +328,15 @@ def validate_config(cfg: Config, source: str) -> None:
         )
     if cfg.train.tasks < 0:
         raise ConfigError(f"{source}: train.tasks must be >= 0; got {cfg.train.tasks}")
+    pre = cfg.pretrain
+    if not (
+        0 <= pre.warmup_fraction < 1 and 0 <= pre.label_smoothing < 1 and pre.lr > 0 and pre.val_episodes >= 0
+    ):
+        raise ConfigError(
+            f"{source}: need 0 <= pretrain.warmup_fraction < 1, 0 <= pretrain.label_smoothing < 1, pretrain.lr > 0 "
+            f"and pretrain.val_episodes >= 0; got {pre.warmup_fraction}, {pre.label_smoothing}, {pre.lr} and "
+            f"{pre.val_episodes}"
+        )
 
 
 def dump_config(cfg: Config, path: str | Path) -> None:

@@ -150,7 +150,14 @@ def test_demo_runs_every_method_on_the_tiny_benchmark(tmp_path):
     assert rc == 0
     rows = json.loads((tmp_path / "results.json").read_text())
     assert [r["method"] for r in rows] == ["protonet", "otam", "ta2n", "tats"]
-    assert "| tats |" in (tmp_path / "results.md").read_text()
+    table = (tmp_path / "results.md").read_text()
+    assert "| tats |" in table and "twin queries (%)" in table
+    for r in rows:  # the tiny test split holds one twin pair: twin queries exist, order episodes need two pairs
+        assert 0 <= r["test_twin_mean"] <= 100 and r["test_twin_queries"] > 0
+        assert "order_skipped" in r
+    # every method started from the same pretrained backbone, read from the clip store
+    assert (tmp_path / "pretrain" / "backbone.safetensors").is_file()
+    assert (tmp_path / "synthetic_tiny" / "clip_store" / "index.json").is_file()
 
 
 def test_viz_tracks_and_ta2n_write_pngs(synth, tmp_path):

@@ -42,6 +42,16 @@ class ClipBatch:
                 changes[f.name] = value.to(device, non_blocking=non_blocking)
         return replace(self, **changes)
 
+    def pin_memory(self) -> ClipBatch:
+        """Every tensor in page-locked memory (called by a ``DataLoader`` with ``pin_memory=True``), so that
+        ``to(cuda, non_blocking=True)`` copies asynchronously."""
+        changes = {
+            f.name: getattr(self, f.name).pin_memory()
+            for f in fields(self)
+            if isinstance(getattr(self, f.name), Tensor)
+        }
+        return replace(self, **changes)
+
     def select(self, index: Tensor | list[int]) -> ClipBatch:
         """Rows ``index`` of every tensor (and of ``video_ids``)."""
         idx = torch.as_tensor(index, dtype=torch.long)

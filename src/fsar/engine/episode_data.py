@@ -125,8 +125,9 @@ class EpisodeDataset(Dataset):
         return ep, support, query
 
 
-def episode_loader(dataset: EpisodeDataset, workers: int) -> DataLoader:
-    """A DataLoader yielding one episode at a time (no re-batching), decoding in ``workers`` processes."""
+def episode_loader(dataset: EpisodeDataset, workers: int, pin_memory: bool = False) -> DataLoader:
+    """A DataLoader yielding one episode at a time (no re-batching), decoding in ``workers`` processes.
+    ``pin_memory``: clip batches come in page-locked memory (for asynchronous copies to a GPU)."""
     return DataLoader(
         dataset,
         batch_size=None,
@@ -134,4 +135,5 @@ def episode_loader(dataset: EpisodeDataset, workers: int) -> DataLoader:
         num_workers=workers,
         persistent_workers=False,
         prefetch_factor=2 if workers > 0 else None,
+        pin_memory=pin_memory,
     )

@@ -240,7 +240,9 @@ class Trainer:
             unit="ep",
             disable=None if ctx.is_main else True,
         )
-        for k, (episode, support, query) in enumerate(episode_loader(dataset, cfg.data.workers)):
+        cuda = self.device.type == "cuda"  # pinned batches, copied asynchronously
+        loader = episode_loader(dataset, cfg.data.workers, pin_memory=cuda)
+        for k, (episode, support, query) in enumerate(loader):
             local_task = local_start + k
             global_before = local_task * w  # episodes done by all ranks before this step
             update_start = (global_before // tpu) * tpu
@@ -248,7 +250,7 @@ class Trainer:
             mult = lr_multiplier(cfg.optim, update_start, cfg.train.tasks)
             for group, base in zip(optimizer.param_groups, base_lrs):
                 group["lr"] = base * mult
-            support, query = support.to(self.device), query.to(self.device)
+            support, query = support.to(self.device, cuda), query.to(self.device, cuda)
             sync = contextlib.nullcontext() if boundary or not ctx.enabled else step_module.no_sync()
             with sync:
                 with autocast:

@@ -12,13 +12,19 @@ Two parts, each forward only (eval mode, no grad), at the real size of the publi
 
 Each episode draws new random inputs with class structure (a video's features are ``signal * class pattern +
 noise``, with ``signal`` set per part so that fp32 is right on most but not all queries; ReLU'd for TA2N like
-ResNet maps; random point tracks for TATs) and random weights with non-trivial TTM warps and ACM offsets; the same
-model and inputs run in fp32 and under ``torch.autocast(dtype=bfloat16)``, in an order that alternates between
-episodes. Reported per part: median time of each precision and the median per-episode ratio bf16/fp32; over all
-episodes, the largest and the mean relative error of the logits (``|bf16 - fp32| / |fp32|``), the largest absolute
-error, the fraction of queries whose predicted class is the same, and the accuracy of each precision against the
-true classes (how hard the episodes were; chance is 20%).
-One untimed warm-up pass per precision comes first. On CUDA, TF32 is switched off for the fp32 reference.
+ResNet maps; random point tracks for TATs) and random weights with non-trivial TTM warps and ACM offsets. The same
+model and inputs run in three variants, in an order that rotates between episodes:
+
+- ``fp32``: the reference;
+- ``bf16``: everything under ``torch.autocast(dtype=bfloat16)``, as ``train.precision=bf16`` runs the models;
+- ``bf16_fp32_head``: the network under bf16 autocast, the final distance (TA2N's time-wise cosine, TATs' frame
+  descriptors, prototypes and Bi-MHM) in fp32 on fp32 copies of its inputs, the way OTAM computes its costs.
+
+Reported per part and variant: median time and the median per-episode time ratio to fp32; over all episodes, the
+largest and the mean relative error of the logits (``|x - fp32| / |fp32|``), the largest absolute error, the
+fraction of queries whose predicted class equals fp32's, and the accuracy against the true classes (how hard the
+episodes were; chance is 20%). One untimed warm-up pass per variant comes first. On CUDA, TF32 is switched off for
+the fp32 reference.
 
     python benchmarks/bench_bf16.py --out bf16.json                          # real size, CPU (minutes)
     python benchmarks/bench_bf16.py --quick                                  # small sizes, seconds
@@ -77,9 +83,11 @@ def ta2n_part(size: dict, device: torch.device, seed: int):
     query = torch.relu(size["signal"] * patterns[labels] + torch.randn(q, c, t, s, s, generator=gen))
     support, query = support.to(device), query.to(device)
 
-    def run() -> torch.Tensor:
+    def run(fp32_head: bool = False) -> torch.Tensor:
         pairs = module(support, query)[0]
-        return -timewise_cos(pairs[:, :, :c], pairs[:, :, c:]).transpose(0, 1)
+        with torch.autocast(device.type, enabled=not fp32_head and torch.is_autocast_enabled(device.type)):
+            pairs = pairs.float() if fp32_head else pairs
+            return -timewise_cos(pairs[:, :, :c], pairs[:, :, c:]).transpose(0, 1)
 
     return run, labels
 
@@ -115,15 +123,18 @@ def tats_part(size: dict, device: torch.device, seed: int):
     features, tracks, query_mask = features.to(device), tracks.to(device), query_mask.to(device)
     ns = way * shot
 
-    def run() -> torch.Tensor:
+    def run(fp32_head: bool = False) -> torch.Tensor:
         tokens = model(features, tracks, query_mask).tokens
-        protos, _ = class_prototypes(tokens[:ns], way, shot)
-        return few_shot_logits(frame_descriptors(tokens[ns:]), frame_descriptors(protos))
+        with torch.autocast(device.type, enabled=not fp32_head and torch.is_autocast_enabled(device.type)):
+            tokens = tokens.float() if fp32_head else tokens
+            protos, _ = class_prototypes(tokens[:ns], way, shot)
+            return few_shot_logits(frame_descriptors(tokens[ns:]), frame_descriptors(protos))
 
     return run, labels
 
 
 PARTS = {"ta2n": ta2n_part, "tats": tats_part}
+VARIANTS = ("fp32", "bf16", "bf16_fp32_head")
 
 
 def measure(part: str, size: dict, device: torch.device, episodes: int, seed: int) -> dict:
@@ -131,52 +142,55 @@ def measure(part: str, size: dict, device: torch.device, episodes: int, seed: in
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    def timed(run, bf16: bool) -> tuple[torch.Tensor, float]:
+    def timed(run, variant: str) -> tuple[torch.Tensor, float]:
         sync()
         start = time.perf_counter()
-        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = run()
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=variant != "fp32"):
+            logits = run(fp32_head=variant == "bf16_fp32_head")
         sync()
         return logits.float().cpu(), time.perf_counter() - start
 
-    times: dict[str, list[float]] = {"fp32": [], "bf16": []}
-    ref_all, low_all, labels_all = [], [], []
+    times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    logits: dict[str, list[torch.Tensor]] = {v: [] for v in VARIANTS}
+    labels_all = []
     for e in range(episodes):
         run, labels = PARTS[part](size, device, seed + e)
         if e == 0:  # warm-up (kernel selection, oneDNN JIT), not timed
-            timed(run, False)
-            timed(run, True)
-        out = {}
-        for name in ("fp32", "bf16") if e % 2 == 0 else ("bf16", "fp32"):
-            out[name], seconds = timed(run, name == "bf16")
-            times[name].append(seconds)
-        ref_all.append(out["fp32"])
-        low_all.append(out["bf16"])
+            for variant in VARIANTS:
+                timed(run, variant)
+        k = e % len(VARIANTS)
+        for variant in VARIANTS[k:] + VARIANTS[:k]:  # the order rotates from episode to episode
+            out, seconds = timed(run, variant)
+            times[variant].append(seconds)
+            logits[variant].append(out)
         labels_all.append(labels)
-        print(
-            f"[bf16] {part} episode {e}: fp32 {times['fp32'][-1]:.3f} s, bf16 {times['bf16'][-1]:.3f} s",
-            file=sys.stderr,
-            flush=True,
-        )
-    ref, low, labels = torch.cat(ref_all), torch.cat(low_all), torch.cat(labels_all)
-    diff = (low - ref).abs()
-    rel = diff / ref.abs().clamp_min(1e-12)
-    return {
+        shown = ", ".join(f"{v} {times[v][-1]:.3f} s" for v in VARIANTS)
+        print(f"[bf16] {part} episode {e}: {shown}", file=sys.stderr, flush=True)
+    labels = torch.cat(labels_all)
+    ref = torch.cat(logits["fp32"])
+    out = {
         "size": size,
         "episodes": episodes,
         "queries_compared": int(len(labels)),
         "fp32_median_s": statistics.median(times["fp32"]),
-        "bf16_median_s": statistics.median(times["bf16"]),
-        "bf16_over_fp32_time_median": statistics.median(b / f for b, f in zip(times["bf16"], times["fp32"])),
-        "times_s": times,
-        "logit_max_abs_error": float(diff.max()),
-        "logit_max_rel_error": float(rel.max()),
-        "logit_mean_rel_error": float(rel.mean()),
-        "fp32_logit_abs_mean": float(ref.abs().mean()),
-        "prediction_agreement": float((low.argmax(1) == ref.argmax(1)).float().mean()),
         "fp32_accuracy": float((ref.argmax(1) == labels).float().mean()),
-        "bf16_accuracy": float((low.argmax(1) == labels).float().mean()),
+        "fp32_logit_abs_mean": float(ref.abs().mean()),
+        "times_s": times,
     }
+    for variant in VARIANTS[1:]:
+        low = torch.cat(logits[variant])
+        diff = (low - ref).abs()
+        rel = diff / ref.abs().clamp_min(1e-12)
+        out[variant] = {
+            "median_s": statistics.median(times[variant]),
+            "time_over_fp32_median": statistics.median(a / b for a, b in zip(times[variant], times["fp32"])),
+            "logit_max_abs_error": float(diff.max()),
+            "logit_max_rel_error": float(rel.max()),
+            "logit_mean_rel_error": float(rel.mean()),
+            "prediction_agreement": float((low.argmax(1) == ref.argmax(1)).float().mean()),
+            "accuracy": float((low.argmax(1) == labels).float().mean()),
+        }
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,17 +227,22 @@ def main(argv: list[str] | None = None) -> int:
         size = dict(sizes[part]) if args.signal is None else {**sizes[part], "signal": args.signal}
         results[part] = measure(part, size, device, episodes, args.seed)
     print(
-        "| part | episodes (queries) | fp32 s | bf16 s | bf16/fp32 time | logit max rel err | mean rel err "
-        "| same prediction | fp32 / bf16 accuracy |"
+        "| part | variant | episodes (queries) | median s | time / fp32 | logit max rel err | mean rel err "
+        "| same prediction as fp32 | accuracy |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for part, r in results.items():
+        n = f"{r['episodes']} ({r['queries_compared']})"
         print(
-            f"| {part} | {r['episodes']} ({r['queries_compared']}) | {r['fp32_median_s']:.3f} | "
-            f"{r['bf16_median_s']:.3f} | {r['bf16_over_fp32_time_median']:.2f} | {r['logit_max_rel_error']:.2e} | "
-            f"{r['logit_mean_rel_error']:.2e} | {100 * r['prediction_agreement']:.1f}% | "
-            f"{100 * r['fp32_accuracy']:.1f}% / {100 * r['bf16_accuracy']:.1f}% |"
+            f"| {part} | fp32 | {n} | {r['fp32_median_s']:.3f} | 1 | - | - | - | {100 * r['fp32_accuracy']:.1f}% |"
         )
+        for variant in VARIANTS[1:]:
+            v = r[variant]
+            print(
+                f"| {part} | {variant} | {n} | {v['median_s']:.3f} | {v['time_over_fp32_median']:.2f} | "
+                f"{v['logit_max_rel_error']:.2e} | {v['logit_mean_rel_error']:.2e} | "
+                f"{100 * v['prediction_agreement']:.1f}% | {100 * v['accuracy']:.1f}% |"
+            )
     report = {
         "device": args.device,
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),

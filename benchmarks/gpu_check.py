@@ -196,12 +196,16 @@ def parse_bf16(path: Path):
             return False, {}, f"{path} was not written"
         r = json.loads(path.read_text())["results"]
         keys = (
-            "bf16_over_fp32_time_median",
+            "time_over_fp32_median",
             "logit_max_rel_error",
             "logit_mean_rel_error",
             "prediction_agreement",
         )
-        return True, {part: {k: v[k] for k in keys} for part, v in r.items()}, ""
+        numbers = {
+            part: {variant: {k: v[variant][k] for k in keys} for variant in ("bf16", "bf16_fp32_head")}
+            for part, v in r.items()
+        }
+        return True, numbers, ""
 
     return parse
 

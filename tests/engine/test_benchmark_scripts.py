@@ -87,8 +87,14 @@ def test_bench_bf16_quick(tmp_path):
     report = json.loads((tmp_path / "b.json").read_text())
     for part in ("ta2n", "tats"):
         r = report["results"][part]
-        assert r["queries_compared"] == 10 and r["fp32_median_s"] > 0 and r["bf16_median_s"] > 0
         assert (
-            0 < r["logit_mean_rel_error"] <= r["logit_max_rel_error"] < 0.5
-        )  # bf16: about 3 significant digits
-        assert 0.0 <= r["prediction_agreement"] <= 1.0 and r["fp32_accuracy"] > 0.2  # better than chance
+            r["queries_compared"] == 10 and r["fp32_median_s"] > 0 and r["fp32_accuracy"] > 0.2
+        )  # above chance
+        bf16, fp32_head = r["bf16"], r["bf16_fp32_head"]
+        for v in (bf16, fp32_head):
+            assert (
+                0 < v["logit_mean_rel_error"] <= v["logit_max_rel_error"] < 0.5
+            )  # bf16: ~3 significant digits
+            assert 0.0 <= v["prediction_agreement"] <= 1.0 and v["median_s"] > 0
+    tats = report["results"]["tats"]  # TATs' Bi-MHM in bf16 loses most: the fp32 distance removes that error
+    assert tats["bf16_fp32_head"]["logit_mean_rel_error"] < tats["bf16"]["logit_mean_rel_error"] / 10

@@ -23,3 +23,18 @@ def shared_splits() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared split files not found at {path} (set FSAR_SHARED_SPLITS to the folder)")
     return path
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` skip, with a reason, on machines without a CUDA GPU (torch is imported only when such
+    a test was collected)."""
+    marked = [item for item in items if item.get_closest_marker("cuda") is not None]
+    if not marked:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is false)")
+    for item in marked:
+        item.add_marker(skip)

@@ -152,7 +152,9 @@ def test_demo_runs_every_method_on_the_tiny_benchmark(tmp_path):
     assert [r["method"] for r in rows] == ["protonet", "otam", "ta2n", "tats"]
     table = (tmp_path / "results.md").read_text()
     assert "| tats |" in table and "twin queries (%)" in table
-    for r in rows:  # the tiny test split holds one twin pair: twin queries exist, order episodes need two pairs
+    for (
+        r
+    ) in rows:  # the tiny test split holds one twin pair: twin queries exist, order episodes need two pairs
         assert 0 <= r["test_twin_mean"] <= 100 and r["test_twin_queries"] > 0
         assert "order_skipped" in r
     # every method started from the same pretrained backbone, read from the clip store

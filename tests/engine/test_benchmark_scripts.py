@@ -1,0 +1,100 @@
+"""benchmarks/gpu_check.{sh,py} and benchmarks/bench_bf16.py: the parts that run without a GPU."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_check_shell_script_parses():
+    assert subprocess.run(["bash", "-n", str(BENCH / "gpu_check.sh")]).returncode == 0
+
+
+def test_gpu_check_dry_run_plans_every_step(tmp_path):
+    gpu_check = load("gpu_check")
+    assert gpu_check.main(["--dry-run", "--work", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    names = [s["name"] for s in summary["steps"]]
+    assert names == [
+        "environment", "pytest_cuda", "synth", "nccl_allreduce", "train_torchrun", "train_fp16", "train_bf16",
+        "bench_tats_fp32", "bench_tats_bf16", "bench_ta2n", "bench_bf16", "bench_loader",
+    ]  # fmt: skip
+    steps = {s["name"]: s for s in summary["steps"]}
+    assert (
+        "-m cuda" in steps["pytest_cuda"]["command"]
+        and "--nproc_per_node=1" in steps["train_torchrun"]["command"]
+    )
+    assert (
+        "train.precision=fp16" in steps["train_fp16"]["command"]
+        and "--device cuda" in steps["bench_ta2n"]["command"]
+    )
+    for name in ("bench_tats_fp32", "bench_ta2n", "bench_bf16"):  # the benchmark scripts it calls exist
+        script = next(w for w in steps[name]["command"].split() if w.endswith(".py"))
+        assert (BENCH.parent / script).is_file(), script
+    loader_present = (BENCH / "bench_loader.py").is_file()
+    assert steps["bench_loader"]["status"] == ("planned" if loader_present else "skipped")
+    assert (
+        sum(s["timeout_s"] for s in summary["steps"]) > summary["budget_s"] == 450
+    )  # the budget caps the run
+
+
+def test_gpu_check_cpu_mode_runs_steps_and_writes_one_summary(tmp_path):
+    out = tmp_path / "s.json"
+    cmd = [sys.executable, str(BENCH / "gpu_check.py"), "--cpu", "--work", str(tmp_path), "--out", str(out)]
+    proc = subprocess.run([*cmd, "--steps", "environment,nccl_allreduce"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(out.read_text())
+    assert summary["ok"] and summary["mode"] == "cpu" and summary["failed"] == []
+    env, nccl = summary["steps"]
+    assert env["status"] == "ok" and env["numbers"]["torch"] and env["seconds"] >= 0
+    assert nccl["status"] == "ok" and nccl["numbers"] == {
+        "backend": "gloo",
+        "world_size": 1,
+        "allreduce_ok": True,
+        "nccl": None,
+    }
+    assert Path(nccl["log"]).is_file()
+    bad = subprocess.run([*cmd, "--steps", "environment,warp_drive"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown steps ['warp_drive']" in bad.stderr
+
+
+def test_gpu_check_cuda_mode_fails_without_a_gpu(tmp_path):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    gpu_check = load("gpu_check")
+    assert gpu_check.main(["--work", str(tmp_path), "--steps", "environment"]) == 1
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["failed"] == ["environment"] and "not a usable GPU machine" in summary["steps"][0]["note"]
+
+
+def test_bench_bf16_quick(tmp_path):
+    bench = load("bench_bf16")
+    assert bench.main(["--quick", "--episodes", "1", "--out", str(tmp_path / "b.json")]) == 0
+    report = json.loads((tmp_path / "b.json").read_text())
+    for part in ("ta2n", "tats"):
+        r = report["results"][part]
+        assert (
+            r["queries_compared"] == 10 and r["fp32_median_s"] > 0 and r["fp32_accuracy"] > 0.2
+        )  # above chance
+        bf16, fp32_head = r["bf16"], r["bf16_fp32_head"]
+        for v in (bf16, fp32_head):
+            assert (
+                0 < v["logit_mean_rel_error"] <= v["logit_max_rel_error"] < 0.5
+            )  # bf16: ~3 significant digits
+            assert 0.0 <= v["prediction_agreement"] <= 1.0 and v["median_s"] > 0
+    tats = report["results"]["tats"]  # TATs' Bi-MHM in bf16 loses most: the fp32 distance removes that error
+    assert tats["bf16_fp32_head"]["logit_mean_rel_error"] < tats["bf16"]["logit_mean_rel_error"] / 10

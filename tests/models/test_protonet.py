@@ -130,3 +130,19 @@ def test_errors():
         model.encode(
             ClipBatch(frames=torch.zeros(2, 3, 4, 4), labels=torch.zeros(2), global_labels=torch.zeros(2))
         )
+
+
+def test_metric_runs_in_fp32_under_bf16_autocast():
+    from fsar.models.protonet import ProtoNet
+
+    torch.manual_seed(0)
+    model = ProtoNet()
+    support, query = torch.randn(5, 64), torch.randn(7, 64)
+    model.process_support_set(support, torch.arange(5))
+    ref = model(query)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model.process_support_set(support.bfloat16(), torch.arange(5))
+        logits = model(query.bfloat16())
+    assert logits.dtype == torch.float32
+    # only the bf16 rounding of the inputs remains (cosines to ~1e-2 of 10), not a bf16 matmul of the metric
+    assert torch.allclose(logits, ref, atol=0.1)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fsar.data.batch import ClipBatch
-from fsar.models.base import FewShotClassifier
+from fsar.models.base import FewShotClassifier, full_precision
 
 METRICS = ("cosine", "l2")
 
@@ -88,7 +88,9 @@ class ProtoNet(FewShotClassifier):
             raise ValueError(
                 f"ProtoNet query features must be [Q, {self.prototypes.shape[1]}]; got {tuple(query.shape)}"
             )
-        if self.metric == "cosine":
-            return self.scale * F.normalize(query, dim=-1) @ F.normalize(self.prototypes, dim=-1).T
-        sq = (query[:, None, :] - self.prototypes[None, :, :]).square().sum(dim=-1)
-        return -self.scale * sq
+        fp32, (query, prototypes) = full_precision(query, self.prototypes)
+        with fp32:
+            if self.metric == "cosine":
+                return self.scale * F.normalize(query, dim=-1) @ F.normalize(prototypes, dim=-1).T
+            sq = (query[:, None, :] - prototypes[None, :, :]).square().sum(dim=-1)
+            return -self.scale * sq

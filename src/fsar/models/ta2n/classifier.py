@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fsar.data.batch import ClipBatch
-from fsar.models.base import Features, FewShotClassifier
+from fsar.models.base import Features, FewShotClassifier, full_precision
 from fsar.models.registry import MODELS
 from fsar.models.ta2n.distance import timewise_cos
 from fsar.models.ta2n.module import TA2N, TA2NDiagnostics
@@ -145,7 +145,9 @@ class TA2NClassifier(FewShotClassifier):
         queries = self.ta2n.prepare_queries(self._maps(query), self._shot)
         pairs, offsets, attention = self.ta2n.coordinate(self._prototypes, queries)
         c = self.ta2n.dim[0]
-        logits = -timewise_cos(pairs[:, :, :c], pairs[:, :, c:]).transpose(0, 1)  # Q, way
+        fp32, (support_side, query_side) = full_precision(pairs[:, :, :c], pairs[:, :, c:])
+        with fp32:
+            logits = -timewise_cos(support_side, query_side).transpose(0, 1)  # Q, way
         if self.dist_norm:
             if logits.shape[1] != self.num_ways:
                 raise ValueError(

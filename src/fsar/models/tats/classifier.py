@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from fsar.data.batch import ClipBatch
-from fsar.models.base import FewShotClassifier
+from fsar.models.base import FewShotClassifier, full_precision
 from fsar.models.registry import MODELS
 from fsar.models.tats.head import POINT_AVERAGES, class_prototypes, few_shot_logits, frame_descriptors
 from fsar.models.tats.losses import tats_loss
@@ -158,7 +158,9 @@ class TATsClassifier(FewShotClassifier):
         if self._prototype_frames is None:
             raise RuntimeError("TATsClassifier: call process_support_set before forward")
         frames = frame_descriptors(query["tokens"], self._mask(query), self.point_average)
-        return few_shot_logits(frames, self._prototype_frames, self.temperature, self.eps)
+        fp32, (frames, prototypes) = full_precision(frames, self._prototype_frames)
+        with fp32:
+            return few_shot_logits(frames, prototypes, self.temperature, self.eps)
 
     # -- training --------------------------------------------------------------------------------------
     def loss(self, logits: Tensor, query_labels: Tensor, **context: Any) -> Tensor:

@@ -46,7 +46,6 @@ import math
 import re
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 COTRACKER_WORK_SIZE = (384, 512)  # (H, W) of CoTracker's internal resolution
@@ -219,6 +218,8 @@ def motion_map(
     """float32 [H, W]: how much row ``row`` changes (module docstring and :class:`MotionRule`). ``background``
     (the :func:`temporal_median`, for ``reference="median"``) is computed when not given. A one-frame video has
     no neighbours: its ``neighbours`` map is all zeros."""
+    import cv2  # only the motion rule needs OpenCV; grid queries stay light to import
+
     frames = _check_frames(frames)
     rule = rule or MotionRule()
     T = frames.shape[0]

@@ -149,3 +149,48 @@ def test_benchmark_mode_on_the_real_synthetic_benchmark(tmp_path, capsys):
     ]
     track_file = TrackFile.load(outputs[0])
     assert track_file.video_id == outputs[0].stem  # the benchmark's video id seeds the subset
+
+
+def test_motion_query_points_from_the_command_line(tmp_path, capsys):
+    from tests.tracking.video_fixtures import moving_square, square_mask
+
+    square = dict(num_frames=10, height=48, width=64, size=12, start=(4, 18), step=(4, 0))
+    write_video(tmp_path / "videos" / "push" / "a.mp4", moving_square(**square, seed=1), fps=10)
+    out = tmp_path / "tracks"
+    argv = ["track", "--videos", str(tmp_path / "videos"), "--out", str(out), *FAST]
+    assert main([*argv, "--query-points", "motion", "--motion-option", "spacing=3"]) == 0
+    track_file = TrackFile.load(out / "push" / "a.npz")
+    params = track_file.params
+    assert params["query_points"] == "motion" and params["prefer_picked"] is True
+    assert params["motion"]["spacing"] == 3.0 and params["motion"]["reference"] == "median"
+    ids = track_file.sampled_indices
+    rows = track_file.query_frame[ids]
+    xy = np.rint(track_file.tracks[rows, ids]).astype(int)
+    assert square_mask(**square)[rows, xy[:, 1], xy[:, 0]].all()  # all 8 points start on the square
+
+    capsys.readouterr()
+    assert main([*argv, "--query-points", "motion", "--motion-option", "spacing=3"]) == 0
+    assert "0 tracked, 1 already complete" in capsys.readouterr().out
+    assert main([*argv, "--query-points", "motion", "--uniform-subset"]) == 0
+    assert TrackFile.load(out / "push" / "a.npz").params["prefer_picked"] is False
+    assert main(argv) == 0  # back to the grid: re-made without the motion keys
+    assert "query_points" not in TrackFile.load(out / "push" / "a.npz").params
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--motion-option", "spacing=3"], "need --query-points motion"),
+        (["--uniform-subset"], "need --query-points motion"),
+        (
+            ["--query-points", "motion", "--motion-option", "radius=3"],
+            "unknown --motion-option radius; valid: reference, gap, sigma, erode, spacing, threshold",
+        ),
+        (["--query-points", "motion", "--motion-option", "threshold=0"], "threshold must be > 0"),
+        (["--query-points", "motion", "--motion-option", "reference=mean"], "unknown reference 'mean'"),
+    ],
+)
+def test_motion_option_errors_are_clear(extra, message, tmp_path, capsys):
+    (tmp_path / "v").mkdir()
+    assert main(["track", "--videos", str(tmp_path / "v"), "--out", str(tmp_path / "o"), *extra]) == 2
+    assert message in capsys.readouterr().err

@@ -106,3 +106,34 @@ def test_sample_subset_is_seeded_sorted_and_distinct():
 def test_sample_subset_never_pads():
     with pytest.raises(ValueError, match="only 100 points remain"):
         sample_subset(100, 256, video_rng(0, "v"))
+
+
+def test_video_rng_streams_are_independent_and_stream_0_is_unchanged():
+    base = np.random.default_rng([3, zlib.crc32(b"v")]).integers(0, 1 << 30, 5)
+    np.testing.assert_array_equal(video_rng(3, "v", stream=0).integers(0, 1 << 30, 5), base)
+    one = video_rng(3, "v", stream=1).integers(0, 1 << 30, 5)
+    np.testing.assert_array_equal(
+        one, np.random.default_rng([3, zlib.crc32(b"v"), 1]).integers(0, 1 << 30, 5)
+    )
+    assert not np.array_equal(one, base)
+    with pytest.raises(ValueError, match="stream must be >= 0"):
+        video_rng(0, "v", stream=-1)
+
+
+def test_sample_subset_takes_preferred_points_first():
+    preferred = np.zeros(100, bool)
+    preferred[[3, 10, 50, 99]] = True
+    few = sample_subset(100, 10, video_rng(0, "v"), preferred)
+    assert set(np.flatnonzero(preferred)) <= set(few.tolist()) and len(few) == 10
+    assert np.all(np.diff(few) > 0)
+    many = np.zeros(100, bool)
+    many[40:80] = True
+    subset = sample_subset(100, 10, video_rng(0, "v"), many)
+    assert many[subset].all()
+    np.testing.assert_array_equal(subset, sample_subset(100, 10, video_rng(0, "v"), many))
+    # Without a preference the draw is TATs' uniform one, as before.
+    np.testing.assert_array_equal(
+        sample_subset(100, 10, video_rng(0, "v"), None), sample_subset(100, 10, video_rng(0, "v"))
+    )
+    with pytest.raises(ValueError, match="preferred must be bool"):
+        sample_subset(100, 10, video_rng(0, "v"), np.zeros(99, bool))

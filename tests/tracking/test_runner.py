@@ -17,7 +17,7 @@ from fsar.tracking.runner import (
 )
 from fsar.tracking.trackfile import TrackFile
 
-from .video_fixtures import translating_texture, write_video
+from .video_fixtures import moving_square, square_mask, translating_texture, write_video
 
 SETTINGS = TrackingSettings(grid_size=4, points=8, max_fps=10)
 
@@ -96,6 +96,55 @@ def test_track_frames_applies_the_whole_recipe():
     assert track_file.params["grid_size"] == 4 and track_file.params["tracker"]["win_size"] == 15
     again = track_frames(frames, settings.create_tracker(), settings, video_id="x", fps=25.0)
     np.testing.assert_array_equal(again.sampled_indices, track_file.sampled_indices)
+
+
+GRID_PARAM_KEYS = {"tracker", "grid_size", "grid", "query", "points", "seed", "filter", "max_dist", "max_fps"}
+SQUARE = dict(num_frames=10, height=48, width=64, size=8, start=(4, 18), step=(4, 0))
+
+
+def _on_square_at_query(track_file, mask):
+    ids = track_file.sampled_indices
+    rows = track_file.query_frame[ids]
+    xy = np.rint(track_file.tracks[rows, ids]).astype(int)
+    return mask[rows, xy[:, 1], xy[:, 0]]
+
+
+def test_motion_query_points_put_the_subset_on_the_mover():
+    frames, mask = moving_square(**SQUARE, seed=1), square_mask(**SQUARE)
+    # 36 points per query frame: about 16 fit on the 8x8 square at spacing 2, the rest are grid top-ups.
+    grid = TrackingSettings(grid_size=6, points=8, seed=0)
+    motion = TrackingSettings(grid_size=6, points=8, seed=0, query_points="motion")
+    uniform = TrackingSettings(grid_size=6, points=8, seed=0, query_points="motion", prefer_picked=False)
+    files = {
+        name: track_frames(frames, s.create_tracker(), s, video_id="sq")
+        for name, s in (("grid", grid), ("motion", motion), ("uniform", uniform))
+    }
+    assert _on_square_at_query(files["motion"], mask).all()
+    assert _on_square_at_query(files["grid"], mask).mean() <= 0.25
+    # TATs' uniform subset over the same points also draws grid top-ups.
+    assert _on_square_at_query(files["uniform"], mask).mean() < 0.75
+    # Grid files keep exactly the parameters they always had; motion files record the rule.
+    assert set(files["grid"].params) == GRID_PARAM_KEYS
+    params = files["motion"].params
+    assert params["query_points"] == "motion" and params["prefer_picked"] is True
+    assert params["motion"] == {
+        "reference": "median",
+        "gap": 1,
+        "sigma": 1.0,
+        "erode": 1,
+        "spacing": 2.0,
+        "threshold": 20.0,
+    }
+    again = track_frames(frames, motion.create_tracker(), motion, video_id="sq")
+    np.testing.assert_array_equal(again.tracks, files["motion"].tracks)
+    np.testing.assert_array_equal(again.sampled_indices, files["motion"].sampled_indices)
+
+
+def test_settings_reject_unknown_query_points():
+    with pytest.raises(ValueError, match="unknown query points 'blobs'"):
+        TrackingSettings(query_points="blobs")
+    with pytest.raises(TypeError, match="motion must be a MotionRule"):
+        TrackingSettings(query_points="motion", motion={"spacing": 3})
 
 
 def test_run_tracks_skips_complete_and_reports_failures(video_tree, tmp_path):

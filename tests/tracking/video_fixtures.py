@@ -48,3 +48,36 @@ def write_video(path: Path, frames: np.ndarray, fps: int = 10, codec: str = "mpe
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def moving_square(
+    num_frames: int,
+    height: int,
+    width: int,
+    size: int,
+    start: tuple[int, int],
+    step: tuple[int, int],
+    seed: int = 0,
+    noise: float = 2.0,
+) -> np.ndarray:
+    """uint8 [T, H, W, 3]: a bright ``size`` x ``size`` square (grey 200) whose top-left corner is at
+    ``start + t * step`` (integer pixels, x then y) over a dark smooth texture (grey 20-80), plus seeded Gaussian
+    noise of std ``noise``. :func:`square_mask` gives the square's pixels."""
+    rng = np.random.default_rng(seed)
+    background = cv2.GaussianBlur(rng.random((height, width)).astype(np.float32), (0, 0), 3.0)
+    background = 20 + 60 * (background - background.min()) / (background.max() - background.min())
+    frames = np.repeat(background[None], num_frames, axis=0)
+    frames[square_mask(num_frames, height, width, size, start, step)] = 200.0
+    frames = frames + rng.normal(0.0, noise, frames.shape).astype(np.float32)
+    return np.repeat(np.clip(frames + 0.5, 0, 255).astype(np.uint8)[..., None], 3, axis=3)
+
+
+def square_mask(
+    num_frames: int, height: int, width: int, size: int, start: tuple[int, int], step: tuple[int, int]
+) -> np.ndarray:
+    """bool [T, H, W]: the pixels of :func:`moving_square`'s square."""
+    mask = np.zeros((num_frames, height, width), dtype=bool)
+    for t in range(num_frames):
+        x, y = start[0] + t * step[0], start[1] + t * step[1]
+        mask[t, max(y, 0) : max(y + size, 0), max(x, 0) : max(x + size, 0)] = True
+    return mask

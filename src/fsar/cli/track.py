@@ -74,6 +74,28 @@ def register(subparsers) -> None:
     p.add_argument(
         "--query", default="uniform_8", help="query frames: uniform_K (default uniform_8), beginning, middle"
     )
+    p.add_argument(
+        "--query-points",
+        choices=("grid", "motion"),
+        default="grid",
+        help="where the points go on each query frame: grid (default, TATs) or motion (fsar's own: grid x grid "
+        "points on what moves, against the video's temporal median; grid top-ups when too little moves; the "
+        "subset takes the motion points first). For static shots with small actors, e.g. the synthetic benchmark",
+    )
+    p.add_argument(
+        "--motion-option",
+        action="append",
+        default=[],
+        type=_tracker_option,
+        metavar="KEY=VALUE",
+        help="motion query points: reference (median|neighbours), gap, sigma, erode, spacing, threshold "
+        "(repeatable; see fsar.tracking.queries.MotionRule), e.g. spacing=3",
+    )
+    p.add_argument(
+        "--uniform-subset",
+        action="store_true",
+        help="motion query points: draw the subset uniformly (TATs' rule) instead of motion points first",
+    )
     p.add_argument("--points", type=int, default=256, help="size of the fixed seeded subset per video (256)")
     p.add_argument(
         "--seed", type=int, default=0, help="global seed; each video's subset uses (seed, crc32(id))"
@@ -120,9 +142,11 @@ def _benchmark_jobs(args: argparse.Namespace, out_dir):
 
 
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
     import sys
     from pathlib import Path
 
+    from fsar.tracking.queries import MotionRule
     from fsar.tracking.runner import TrackingSettings, folder_jobs, run_tracking, write_error_report
 
     if bool(args.videos) == bool(args.benchmark):
@@ -132,6 +156,25 @@ def run(args: argparse.Namespace) -> int:
     options = dict(args.tracker_option)
     if args.checkpoint:
         options["checkpoint"] = args.checkpoint
+    if args.query_points != "motion" and (args.motion_option or args.uniform_subset):
+        print(
+            "fsar track: error: --motion-option and --uniform-subset need --query-points motion",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        motion = MotionRule(**dict(args.motion_option))
+    except TypeError:
+        valid = ", ".join(f.name for f in dataclasses.fields(MotionRule))
+        unknown = sorted(set(dict(args.motion_option)) - {f.name for f in dataclasses.fields(MotionRule)})
+        print(
+            f"fsar track: error: unknown --motion-option {', '.join(unknown)}; valid: {valid}",
+            file=sys.stderr,
+        )
+        return 2
+    except ValueError as exc:
+        print(f"fsar track: error: {exc}", file=sys.stderr)
+        return 2
     settings = TrackingSettings(
         tracker=args.tracker,
         tracker_options=options,
@@ -142,6 +185,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         max_dist=args.max_dist,
         max_fps=args.max_fps,
+        query_points=args.query_points,
+        motion=motion,
+        prefer_picked=not args.uniform_subset,
     )
     try:
         settings.create_tracker()  # bad tracker name / options / missing package: fail before any work

@@ -4,7 +4,8 @@
    (the tracker's positions are kept).
 2. :func:`filter_redundant`: re-queried grid points already explained by an existing trajectory are dropped.
 3. :func:`sample_subset`: a fixed subset of 256 point ids per video. The original draws it without a seed;
-   fsar seeds it per video so that it is reproducible (see :func:`video_rng`).
+   fsar seeds it per video so that it is reproducible (see :func:`video_rng`). With motion query points
+   (fsar's own) the subset can prefer the points the motion rule picked over the grid top-ups.
 """
 
 from __future__ import annotations
@@ -69,21 +70,31 @@ def filter_redundant(
     return np.flatnonzero(keep).astype(np.int64)
 
 
-def video_rng(seed: int, video_id: str) -> np.random.Generator:
-    """The generator for one video's random choices: ``default_rng([seed, crc32(video_id as UTF-8)])``.
+def video_rng(seed: int, video_id: str, stream: int = 0) -> np.random.Generator:
+    """The generator for one video's random choices: ``default_rng([seed, crc32(video_id as UTF-8)])`` for
+    ``stream`` 0 (the point subset), ``default_rng([seed, crc32(...), stream])`` for another independent stream
+    (1: the grid top-up of motion query points, :func:`fsar.tracking.queries.build_motion_queries`).
 
     ``zlib.crc32`` is stable across processes and Python versions (unlike ``hash()``), so the same
     (seed, video id) always gives the same subset, whatever the order or the worker that processes the video.
     """
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
-    return np.random.default_rng([int(seed), zlib.crc32(video_id.encode("utf-8"))])
+    if stream < 0:
+        raise ValueError(f"stream must be >= 0, got {stream}")
+    key = [int(seed), zlib.crc32(video_id.encode("utf-8"))]
+    return np.random.default_rng(key + [int(stream)] if stream else key)
 
 
-def sample_subset(num_points: int, count: int, rng: np.random.Generator) -> np.ndarray:
+def sample_subset(
+    num_points: int, count: int, rng: np.random.Generator, preferred: np.ndarray | None = None
+) -> np.ndarray:
     """``count`` distinct ids out of ``range(num_points)``, drawn with ``rng``, returned sorted (int64).
 
     Sorting keeps TATs' order (by id: frame-0 grid points first). Too few points is an error, never padding.
+    ``preferred`` (bool [num_points], optional; fsar's own, for motion query points): ids where it is True are
+    drawn first (all of them if there are at most ``count``), the others only fill the rest. Without it the
+    draw is exactly TATs' uniform one.
     """
     if count < 1:
         raise ValueError(f"the subset size must be >= 1, got {count}")
@@ -92,4 +103,12 @@ def sample_subset(num_points: int, count: int, rng: np.random.Generator) -> np.n
             f"only {num_points} points remain after filtering but {count} were requested; "
             "use a larger grid (--grid) or fewer points (--points)"
         )
-    return np.sort(rng.choice(num_points, size=count, replace=False)).astype(np.int64)
+    if preferred is None:
+        return np.sort(rng.choice(num_points, size=count, replace=False)).astype(np.int64)
+    preferred = np.asarray(preferred)
+    if preferred.dtype != np.bool_ or preferred.shape != (num_points,):
+        raise ValueError(f"preferred must be bool [{num_points}], got {preferred.dtype} {preferred.shape}")
+    first, rest = np.flatnonzero(preferred), np.flatnonzero(~preferred)
+    take = min(count, first.size)
+    chosen = [rng.choice(first, size=take, replace=False), rng.choice(rest, size=count - take, replace=False)]
+    return np.sort(np.concatenate(chosen)).astype(np.int64)

@@ -1,6 +1,9 @@
 """Offline tracking of many videos into track files (what ``fsar track`` runs), following TATs' recipe
 (Kumar et al., ECCV 2024, `point_tracking/`; tats.md §1): grid queries on several frames, the tracker, the
-"before query frame" mask, the redundancy filter and a fixed, seeded subset of points per video.
+"before query frame" mask, the redundancy filter and a fixed, seeded subset of points per video. Instead of the
+grid, ``query_points="motion"`` places the query points where the frame changes
+(:func:`fsar.tracking.queries.build_motion_queries`; fsar's own, for small actors such as the synthetic
+benchmark's).
 
 **Timeline** (:func:`tracker_timeline`). Like the original, ``.webm`` videos (SSv2) are tracked on every frame;
 other videos are resampled to at most ``max_fps`` frames per second: ``n = int(num_frames / fps * max_fps)``
@@ -34,7 +37,7 @@ import numpy as np
 
 from fsar.errors import TrackFileError
 from fsar.tracking.filtering import filter_redundant, mask_before_query, sample_subset, video_rng
-from fsar.tracking.queries import build_queries
+from fsar.tracking.queries import QUERY_POINTS, MotionRule, Queries, build_motion_queries, build_queries
 from fsar.tracking.registry import TRACKERS, PointTracker
 from fsar.tracking.trackfile import TrackFile, canonical_json
 
@@ -68,12 +71,39 @@ class TrackingSettings:
     seed: int = 0
     max_dist: float = 16.0
     max_fps: float = 10.0
+    query_points: str = "grid"  # grid (TATs) | motion (fsar.tracking.queries.MotionRule)
+    motion: MotionRule = field(default_factory=MotionRule)
+    prefer_picked: bool = True  # motion: the subset takes motion picks before grid top-ups
+
+    def __post_init__(self) -> None:
+        if self.query_points not in QUERY_POINTS:
+            raise ValueError(
+                f"unknown query points {self.query_points!r}; use one of {', '.join(QUERY_POINTS)}"
+            )
+        if not isinstance(self.motion, MotionRule):
+            raise TypeError(f"motion must be a MotionRule, got {type(self.motion).__name__}")
 
     def create_tracker(self) -> PointTracker:
         return TRACKERS.create(self.tracker, **self.tracker_options)
 
+    def make_queries(self, frames: np.ndarray, video_id: str) -> Queries:
+        """The query points of one video's frames (uint8 [T, H, W, 3] on the tracker timeline)."""
+        if self.query_points == "motion":
+            rng = video_rng(self.seed, video_id, stream=1)
+            return build_motion_queries(frames, self.grid_size, self.query, self.grid, self.motion, rng)
+        T, H, W = frames.shape[:3]
+        return build_queries(T, (H, W), self.grid_size, self.query, self.grid)
+
     def file_params(self, tracker_params: dict[str, Any]) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self.query_points != "grid":  # grid files keep the parameters they always had
+            extra = {
+                "query_points": self.query_points,
+                "motion": self.motion.params(),
+                "prefer_picked": bool(self.prefer_picked),
+            }
         return {
+            **extra,
             "tracker": tracker_params,
             "grid_size": int(self.grid_size),
             "grid": self.grid,
@@ -226,11 +256,12 @@ def track_frames(
     """Track decoded frames (uint8 [T, H, W, 3]) with the full recipe and return the track file."""
     T, H, W = frames.shape[:3]
     timeline = np.arange(T, dtype=np.int64) if timeline is None else np.asarray(timeline, dtype=np.int64)
-    queries = build_queries(T, (H, W), settings.grid_size, settings.query, settings.grid)
+    queries = settings.make_queries(frames, video_id)
     tracks, visibility = tracker.track(frames, queries)
     visibility = mask_before_query(visibility, queries.query_frame)
     keep = filter_redundant(tracks, visibility, queries.query_frame, settings.max_dist)
-    sampled = sample_subset(keep.size, settings.points, video_rng(settings.seed, video_id))
+    preferred = queries.picked[keep] if settings.prefer_picked and queries.picked is not None else None
+    sampled = sample_subset(keep.size, settings.points, video_rng(settings.seed, video_id), preferred)
     return TrackFile(
         tracks=np.ascontiguousarray(tracks[:, keep], dtype=np.float32),
         visibility=np.ascontiguousarray(visibility[:, keep]),

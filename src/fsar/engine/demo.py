@@ -56,6 +56,9 @@ def make_tracks(synth_dir: Path, tracks_dir: Path, log, workers: int = 2) -> Non
     times more of the sampled points on the actor (57% vs 6%), but TATs then scored lower on twin queries (65.4%
     vs 77.7%, same pretrained backbone and budget): a grid fixed in the frame lets its tokens see motion as change
     over time, while points riding on the actor see a nearly still actor. So the demo keeps TATs' own grid."""
+    from fsar.data.benchmarks import load_synthetic
+    from fsar.tracking.runner import TrackingSettings, benchmark_jobs, run_tracking, write_error_report
+
     bench = load_synthetic(synth_dir)
     jobs, missing = benchmark_jobs(bench, ("train", "val", "test"), tracks_dir)
     settings = TrackingSettings(tracker="lk", grid_size=8, points=64, max_fps=6.0)

@@ -149,7 +149,7 @@ def test_demo_runs_every_method_on_the_tiny_benchmark(tmp_path):
     )
     assert rc == 0
     rows = json.loads((tmp_path / "results.json").read_text())
-    assert [r["method"] for r in rows] == ["protonet", "otam", "ta2n", "tats"]
+    assert [r["method"] for r in rows] == ["protonet", "otam", "ta2n", "tats", "trx"]
     table = (tmp_path / "results.md").read_text()
     assert "| tats |" in table and "twin queries (%)" in table
     for (

@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 
 from fsar.cli.overrides import add_overrides
-
-DEMO_METHODS = ("protonet", "otam", "ta2n", "tats")  # trx runs too with --methods ...,trx
+from fsar.engine.demo import DEMO_METHODS  # a light module: no torch at import
 
 
 def register(subparsers) -> None:

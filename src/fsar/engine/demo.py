@@ -18,7 +18,7 @@ from pathlib import Path
 
 from fsar.errors import ConfigError, FsarError
 
-DEMO_METHODS = ("protonet", "otam", "ta2n", "tats")
+DEMO_METHODS = ("protonet", "otam", "ta2n", "tats", "trx")
 
 
 def _interval(row: dict, key: str) -> str:

@@ -138,7 +138,7 @@ def _benchmark_jobs(args: argparse.Namespace, out_dir):
         names = [s.strip() for s in args.split_names.split(",") if s.strip()]
     else:
         names = list(getattr(bench, "available_splits", ("train", "val", "test")))
-    return benchmark_jobs(bench, names, out_dir)
+    return benchmark_jobs(bench, names, out_dir, root)
 
 
 def run(args: argparse.Namespace) -> int:

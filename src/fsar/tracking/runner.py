@@ -350,15 +350,19 @@ def _run_job(job: TrackJob) -> tuple[TrackJob, str | None]:
 
 
 def benchmark_jobs(
-    bench: Any, splits: Sequence[str], out_dir: str | os.PathLike[str]
+    bench: Any,
+    splits: Sequence[str],
+    out_dir: str | os.PathLike[str],
+    root: str | os.PathLike[str] | None = None,
 ) -> tuple[list[TrackJob], list]:
     """Jobs for every present video of ``bench``'s ``splits`` (a ``fsar.data.benchmarks.Benchmark``), and the
-    records whose video is missing (reported by the caller, never skipped silently)."""
+    records whose video is missing (reported by the caller, never skipped silently). Outputs mirror the videos'
+    paths under ``root`` (default ``bench.root``)."""
     records, missing = [], []
     for name in splits:
         for record in bench.split(name).records:
             (missing if record.path is None else records).append(record)
-    return record_jobs(records, bench.root, out_dir), missing
+    return record_jobs(records, bench.root if root is None else root, out_dir), missing
 
 
 def run_tracking(

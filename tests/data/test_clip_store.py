@@ -183,7 +183,7 @@ def test_training_and_eval_from_the_store_never_decode(synth, tmp_path, monkeypa
         "demo_ta2n_tiny", [f"data.splits={synth / 'splits'}", f"data.clip_store={store}", "data.workers=0"]
     )
     clips = build_split_clips(cfg.data, ("test",))["test"]
-    assert clips.load_video(clips.records[0], False, np.random.default_rng(0)).frames.shape == (8, 6, 64, 64)
+    assert clips.load_video(clips.records[0], False, np.random.default_rng(0)).frames.shape == (8, 6, 32, 32)
 
 
 def test_stale_unfinished_and_foreign_stores_are_refused(bench_dir, tmp_path):
@@ -269,7 +269,7 @@ def test_failed_videos_are_listed_and_never_substituted(bench_dir, tmp_path):
     (root / "splits" / "testlist01.txt").write_text("jump/a\njump/b\nsit/c\nsit/d\nsit/gone\n")
     store = tmp_path / "store"
     args = ["data", "prepare", "demo_ta2n_tiny", "data.benchmark=hmdb51", f"data.root={root / 'videos'}"]
-    args.append(f"data.splits={root / 'splits'}")
+    args += [f"data.splits={root / 'splits'}", "data.frame_sampler=uniform", "data.resize_to=[64, 64]"]
     assert main([*args, "--splits", "test", "--out", str(store), "--no-progress"]) == 1
     errors = (store / "errors.txt").read_text().splitlines()
     assert len(errors) == 2

@@ -20,7 +20,7 @@ def overrides(synth, cache, *extra):
     return [
         f"data.root={synth}",
         "data.num_frames=4",
-        "model.backbone_kwargs={width: 8, out_channels: 16, in_channels: 6, frozen: true}",
+        "model.backbone_kwargs={width: 8, out_channels: 16, in_channels: 6, num_blocks: 3, frozen: true}",
         f"data.feature_cache={cache}",
         *extra,
     ]

@@ -35,7 +35,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--synthetic", required=True, help="an `fsar synth --preset default` output folder")
     ap.add_argument("--tracks", default=None, help="LK tracks for TATs (default <synthetic>/tracks_lk)")
-    ap.add_argument("--clip-store", default=None, help="a clip store of the demo settings (fsar data prepare)")
+    ap.add_argument(
+        "--clip-store", default=None, help="a clip store of the demo settings (fsar data prepare)"
+    )
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--episodes", type=int, default=6)
     ap.add_argument("--rounds", type=int, default=3)
@@ -75,7 +77,7 @@ def main() -> None:
             models[variant] = (model, EpisodeStep(model).train(), build_optimizer(model, cfg.optim))
         times: dict[str, list[float]] = {v: [] for v in models}
         for _ in range(args.rounds):
-            for variant, (model, step, opt) in models.items():
+            for variant, (_model, step, opt) in models.items():
                 autocast = (
                     torch.autocast("cpu", dtype=torch.bfloat16)
                     if variant == "bf16"

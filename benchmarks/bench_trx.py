@@ -26,11 +26,10 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from _timing import fmt, run_in_subprocess, time_passes
 
 IMPLS = ("vectorised", "loop")
 
@@ -64,7 +63,6 @@ def _logits_fn(impl: str, head):
 
 
 def _worker(cfg: dict) -> dict:
-    import resource
 
     torch, head, support, labels, query, query_labels = _setup(cfg)
     import torch.nn.functional as F
@@ -101,45 +99,7 @@ def _worker(cfg: dict) -> dict:
         sync()
 
     sync()
-    if device.type == "cuda":
-        base = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
-    else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    for _ in range(cfg["warmup"]):
-        one_pass()
-    times = []
-    for _ in range(cfg["repeats"]):
-        start = time.perf_counter()
-        one_pass()
-        times.append(time.perf_counter() - start)
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(device)
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {
-        "time_median_s": statistics.median(times),
-        "time_min_s": min(times),
-        "times_s": times,
-        "peak_mb": peak / 2**20,
-        "extra_mb": (peak - base) / 2**20,
-    }
-
-
-def _run_in_subprocess(cfg: dict, timeout: float) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(cfg)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        return {"error": f"exit {proc.returncode}: {proc.stderr.strip()[-2000:]}"}
-    return json.loads(lines[-1])
-
-
-def _fmt(x: float | None, digits: int = 1) -> str:
-    return "–" if x is None else f"{x:.{digits}f}"
+    return time_passes(one_pass, device, cfg["warmup"], cfg["repeats"])
 
 
 def markdown_table(results: list[dict]) -> str:
@@ -154,9 +114,9 @@ def markdown_table(results: list[dict]) -> str:
         ft, lt = fast.get("time_median_s"), loop.get("time_median_s")
         fm, lm = fast.get("extra_mb"), loop.get("extra_mb")
         rows.append(
-            f"| {mode} | {_fmt(ft and ft * 1e3)} | {_fmt(lt and lt * 1e3)} | "
-            f"{_fmt(ft / lt if ft and lt else None, 3)} | {_fmt(fm)} | {_fmt(lm)} | "
-            f"{_fmt(fm / lm if fm and lm else None, 3)} |"
+            f"| {mode} | {fmt(ft and ft * 1e3)} | {fmt(lt and lt * 1e3)} | "
+            f"{fmt(ft / lt if ft and lt else None, 3)} | {fmt(fm)} | {fmt(lm)} | "
+            f"{fmt(fm / lm if fm and lm else None, 3)} |"
         )
     return "\n".join(rows)
 
@@ -210,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         for impl in IMPLS:
             cfg = {**common, "mode": mode, "impl": impl}
             print(f"[bench] {mode} {impl} ...", file=sys.stderr, flush=True)
-            result = {**cfg, **_run_in_subprocess(cfg, args.timeout)}
+            result = {**cfg, **run_in_subprocess(__file__, cfg, args.timeout)}
             if "error" in result:
                 print(f"[bench]   error: {result['error']}", file=sys.stderr, flush=True)
             else:
@@ -220,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
             results.append(result)
-    check = _run_in_subprocess({**common, "mode": "check", "impl": "both"}, args.timeout)
+    check = run_in_subprocess(__file__, {**common, "mode": "check", "impl": "both"}, args.timeout)
     print(f"[bench] agreement (eval-mode logits): {check}", file=sys.stderr, flush=True)
     table = markdown_table(results)
     print(table)

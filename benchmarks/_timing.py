@@ -1,0 +1,65 @@
+"""Shared timing harness of the benchmark scripts: time a pass with peak memory, and run one configuration in a
+fresh subprocess (so that peak memory is per configuration). Imported as ``from _timing import ...`` by scripts run
+as ``python benchmarks/NAME.py`` (their folder is on ``sys.path``)."""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+
+def _peak_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def time_passes(one_pass: Callable[[], None], device: torch.device, warmup: int, repeats: int) -> dict:
+    """Run ``one_pass`` ``warmup`` times, then time ``repeats`` runs: median, min, all times, peak and extra memory
+    (CUDA: allocated; CPU: the process's peak resident memory)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        base = _peak_bytes(device)
+    for _ in range(warmup):
+        one_pass()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        one_pass()
+        times.append(time.perf_counter() - start)
+    peak = _peak_bytes(device)
+    return {
+        "time_median_s": statistics.median(times),
+        "time_min_s": min(times),
+        "times_s": times,
+        "peak_mb": peak / 2**20,
+        "extra_mb": (peak - base) / 2**20,
+    }
+
+
+def run_in_subprocess(script: str | Path, cfg: dict, timeout: float) -> dict:
+    """``python SCRIPT --worker JSON`` in a fresh process; its last JSON line of stdout, or ``{"error": ...}``."""
+    cmd = [sys.executable, str(Path(script).resolve()), "--worker", json.dumps(cfg)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"error": f"exit {proc.returncode}: {proc.stderr.strip()[-2000:]}"}
+    return json.loads(lines[-1])
+
+
+def fmt(x: float | None, digits: int = 1) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"

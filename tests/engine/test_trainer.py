@@ -171,3 +171,26 @@ def test_mixed_precision_training_runs_and_logs_tensorboard(tmp_path, precision)
     if precision == "fp16":  # the grad scaler is on and saved with its state
         assert ck["scaler"]["scale"] > 0
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_episodes_per_s_counts_every_episode_since_the_start(tmp_path, monkeypatch):
+    """A fake clock that advances 1 s per trainer step: after N episodes the log must say N / N s = 1 episode/s,
+    also after checkpoint saves (which once reset the count, so the rate read 2 / N)."""
+    import csv
+
+    import fsar.engine.trainer as trainer_module
+
+    clock = {"t": 0.0}
+    real_step = trainer_module.EpisodeStep.forward
+
+    def stepping_forward(self, support, query):
+        clock["t"] += 1.0
+        return real_step(self, support, query)
+
+    monkeypatch.setattr(trainer_module.EpisodeStep, "forward", stepping_forward)
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: clock["t"])
+    cfg = make_cfg("model.name=protonet", "train.checkpoint_every=2", "train.val_every=8")
+    Trainer(cfg, tmp_path, log=lambda *a: None, clips=fake_clips()).fit()
+    rows = list(csv.DictReader((tmp_path / "train_log.csv").open()))
+    assert [int(r["tasks"]) for r in rows] == [2, 4, 6, 8]
+    assert [float(r["episodes_per_s"]) for r in rows] == pytest.approx([1.0, 1.0, 1.0, 1.0])

@@ -64,9 +64,11 @@ def make_tracks(synth_dir: Path, tracks_dir: Path, log, workers: int = 2) -> Non
     settings = TrackingSettings(tracker="lk", grid_size=8, points=64, max_fps=6.0)
     report = run_tracking(jobs, settings, workers=workers, progress=False)
     if missing or report.failed:
+        failed = len(report.failed)
+        report.failed.extend((Path(str(r.entry)), "video missing under the benchmark root") for r in missing)
         write_error_report(report, tracks_dir)
         raise FsarError(
-            f"point tracking failed for {len(report.failed)} videos ({len(missing)} missing); see "
+            f"point tracking failed for {failed} videos and {len(missing)} are missing; see "
             f"{tracks_dir / 'errors.txt'}"
         )
     log(f"LK point tracks ready in {tracks_dir}: {report.summary()}")

@@ -1,56 +1,29 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from fsar.data.batch import ClipBatch
 from fsar.models.registry import MODELS
 from fsar.models.ta2n import TA2NClassifier, timewise_cos
+from tests.models.stand_ins import StandInBackbone, random_batch
 
 C = 32
 
 
-class StandInBackbone(nn.Module):
-    """Frames [N, 3, 32, 32] -> maps [N, C, 4, 4] (one strided conv)."""
-
-    out_channels = C
-    default_normalization = "none"
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, C, 8, stride=8)
-
-    def forward(self, frames):
-        return self.conv(frames)
-
-
-def _batch(labels, seed, t=8):
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.as_tensor(labels)
-    frames = torch.rand(len(labels), t, 3, 32, 32, generator=g)
-    return ClipBatch(
-        frames=frames,
-        labels=labels,
-        global_labels=labels.clone(),
-        video_ids=[f"v{i}" for i in range(len(labels))],
-    )
-
-
 def _model(**kw):
     torch.manual_seed(0)
-    return TA2NClassifier(StandInBackbone(), num_frames=8, way=3, **kw)
+    return TA2NClassifier(StandInBackbone(C), num_frames=8, way=3, **kw)
 
 
 def test_registered_in_model_registry():
     torch.manual_seed(0)
-    model = MODELS.create("ta2n", backbone=StandInBackbone(), way=3)
+    model = MODELS.create("ta2n", backbone=StandInBackbone(C), way=3)
     assert isinstance(model, TA2NClassifier) and model.ta2n.dim == (C, C)
 
 
 def test_end_to_end_train_step_logits_loss_and_gradients():
     model = _model().train()
-    support = _batch([0, 1, 2], seed=1)
-    query = _batch([2, 0, 1, 1, 0, 2], seed=2)
+    support = random_batch([0, 1, 2], seed=1)
+    query = random_batch([2, 0, 1, 1, 0, 2], seed=2)
     s, q = model.encode(support), model.encode(query)
     assert s["maps"].shape == (3, C, 8, 4, 4) and s["theta"].shape == (3, 2)
     assert int(model.ta2n.ttm.bn1.num_batches_tracked) == 2  # support and query: two BN batches
@@ -79,8 +52,8 @@ def test_loss_reduction_mean_and_validation():
 @pytest.mark.parametrize("shot", [1, 2])
 def test_logits_are_minus_timewise_cos_of_the_ta2n_module(shot):
     model = _model().eval()
-    support = _batch([c for c in range(3) for _ in range(shot)], seed=3)
-    query = _batch([0, 2], seed=4)
+    support = random_batch([c for c in range(3) for _ in range(shot)], seed=3)
+    query = random_batch([0, 2], seed=4)
     with torch.no_grad():
         logits = model.episode_logits(model.encode(support), support.labels, model.encode(query))
         model.ta2n.shot = shot
@@ -93,7 +66,7 @@ def test_logits_are_minus_timewise_cos_of_the_ta2n_module(shot):
 
 def test_encode_in_eval_mode_depends_on_each_clip_alone():
     model = _model().eval()
-    batch = _batch([0, 1, 2], seed=5)
+    batch = random_batch([0, 1, 2], seed=5)
     with torch.no_grad():
         together = model.encode(batch)["maps"]
         alone = model.encode(batch.select([1]))["maps"]
@@ -102,7 +75,7 @@ def test_encode_in_eval_mode_depends_on_each_clip_alone():
 
 def test_dist_norm_normalises_logits_over_classes():
     model = _model(dist_norm=True).eval()
-    support, query = _batch([0, 1, 2], seed=6), _batch([0, 1], seed=7)
+    support, query = random_batch([0, 1, 2], seed=6), random_batch([0, 1], seed=7)
     with torch.no_grad():
         logits = model.episode_logits(model.encode(support), support.labels, model.encode(query))
     torch.testing.assert_close(logits.mean(1), torch.zeros(2), atol=1e-5, rtol=0)
@@ -115,13 +88,13 @@ def test_dist_norm_normalises_logits_over_classes():
 
 def test_episode_errors_are_clear():
     model = _model(shot=1).eval()
-    support = _batch([0, 0, 1, 1, 2, 2], seed=8)
+    support = random_batch([0, 0, 1, 1, 2, 2], seed=8)
     with pytest.raises(ValueError, match="shot=1"):
         model.process_support_set(model.encode(support), support.labels)
     with pytest.raises(ValueError, match="class-major"):
-        model.process_support_set(model.encode(_batch([1, 0, 2], seed=9)), torch.tensor([1, 0, 2]))
+        model.process_support_set(model.encode(random_batch([1, 0, 2], seed=9)), torch.tensor([1, 0, 2]))
     fresh = _model()
     with pytest.raises(RuntimeError, match="process_support_set"):
         fresh({"maps": torch.zeros(1, C, 8, 4, 4)})
     with pytest.raises(ValueError, match="T=8"):
-        fresh.encode(_batch([0], seed=1, t=6))
+        fresh.encode(random_batch([0], seed=1, t=6))

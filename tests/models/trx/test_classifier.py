@@ -3,42 +3,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fsar.data.batch import ClipBatch
 from fsar.models.registry import MODELS
 from fsar.models.trx import TRX, TRXClassifier
+from tests.models.stand_ins import StandInBackbone, random_batch
 
 C = 16
 
 
-class StandInBackbone(nn.Module):
-    """Frames [N, 3, 32, 32] -> maps [N, C, 4, 4] (one strided conv)."""
-
-    out_channels = C
-    default_normalization = "none"
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, C, 8, stride=8)
-
-    def forward(self, frames):
-        return self.conv(frames)
-
-
-def _batch(labels, seed, t=8):
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.as_tensor(labels)
-    frames = torch.rand(len(labels), t, 3, 32, 32, generator=g)
-    return ClipBatch(frames=frames, labels=labels, global_labels=labels.clone(), video_ids=[])
-
-
 def _model(**kw):
     torch.manual_seed(0)
-    return TRXClassifier(StandInBackbone(), num_frames=8, out_dim=24, **kw)
+    return TRXClassifier(StandInBackbone(C), num_frames=8, out_dim=24, **kw)
 
 
 def test_registered_and_sized_from_the_backbone():
     torch.manual_seed(0)
-    model = MODELS.create("trx", backbone=StandInBackbone(), out_dim=24)
+    model = MODELS.create("trx", backbone=StandInBackbone(C), out_dim=24)
     assert isinstance(model, TRXClassifier) and isinstance(model.head, TRX)
     assert model.head.feat_dim == C and model.head.cardinalities == (2, 3)
     with pytest.raises(ValueError, match="feat_dim"):
@@ -47,7 +26,7 @@ def test_registered_and_sized_from_the_backbone():
 
 def test_encode_is_the_globally_pooled_frame_feature():
     model = _model().eval()
-    batch = _batch([0, 1], seed=1)
+    batch = random_batch([0, 1], seed=1)
     feats = model.encode(batch)
     assert feats.shape == (2, 8, C)
     maps = model.backbone(batch.frames.flatten(0, 1))  # [16, C, 4, 4]
@@ -56,8 +35,8 @@ def test_encode_is_the_globally_pooled_frame_feature():
 
 def test_two_step_api_equals_the_head_and_trains_end_to_end():
     model = _model().train()
-    support = _batch([2, 0, 1, 1, 0, 2], seed=2)  # 3-way 2-shot, shuffled
-    query = _batch([1, 2, 0, 0], seed=3)
+    support = random_batch([2, 0, 1, 1, 0, 2], seed=2)  # 3-way 2-shot, shuffled
+    query = random_batch([1, 2, 0, 0], seed=3)
     s, q = model.encode(support), model.encode(query)
     torch.manual_seed(5)
     model.process_support_set(s, support.labels)
@@ -84,7 +63,7 @@ def test_loss_reduction_mean_and_errors():
     with pytest.raises(RuntimeError, match="process_support_set"):
         model(torch.zeros(2, 8, C))
     with pytest.raises(ValueError, match=r"T=8"):
-        model.encode(_batch([0], seed=0, t=6))
+        model.encode(random_batch([0], seed=0, t=6))
     with pytest.raises(TypeError, match="tensor"):
         model.process_support_set({"maps": torch.zeros(2, 8, C)}, torch.tensor([0, 1]))
 

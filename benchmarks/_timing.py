@@ -63,3 +63,21 @@ def run_in_subprocess(script: str | Path, cfg: dict, timeout: float) -> dict:
 
 def fmt(x: float | None, digits: int = 1) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
+
+
+def comparison_cells(a: dict, b: dict) -> str:
+    """Markdown cells ``a ms | b ms | a/b time | a extra MB | b extra MB | a/b memory`` of two timed results."""
+    at, bt = a.get("time_median_s"), b.get("time_median_s")
+    am, bm = a.get("extra_mb"), b.get("extra_mb")
+    return (
+        f"{fmt(at and at * 1e3)} | {fmt(bt and bt * 1e3)} | {fmt(at / bt if at and bt else None, 3)} | "
+        f"{fmt(am)} | {fmt(bm)} | {fmt(am / bm if am and bm else None, 3)}"
+    )
+
+
+def add_timing_arguments(parser) -> None:
+    """``--device``, ``--repeats``, ``--warmup`` and ``--out``, the same in every timing script."""
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes per configuration (default 3)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed passes before timing (default 1)")
+    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON to this path")

@@ -27,9 +27,8 @@ import argparse
 import json
 import platform
 import sys
-from pathlib import Path
 
-from _timing import fmt, run_in_subprocess, time_passes
+from _timing import add_timing_arguments, comparison_cells, run_in_subprocess, time_passes
 
 EPISODES = {"5w1s25q": (5, 1, 25), "5w5s5q": (5, 5, 5)}
 
@@ -112,23 +111,13 @@ def markdown_table(results: list[dict]) -> str:
             keyed.get((episode, scope, mode, "fast"), {}),
             keyed.get((episode, scope, mode, "reference"), {}),
         )
-        ft = fast.get("time_median_s")
-        rt = ref.get("time_median_s")
-        fm, rm = fast.get("extra_mb"), ref.get("extra_mb")
-        rows.append(
-            f"| {episode} | {scope} | {mode} | {fmt(ft and ft * 1e3)} | {fmt(rt and rt * 1e3)} | "
-            f"{fmt(ft / rt if ft and rt else None, 3)} | {fmt(fm)} | {fmt(rm)} | "
-            f"{fmt(fm / rm if fm and rm else None, 3)} |"
-        )
+        rows.append(f"| {episode} | {scope} | {mode} | {comparison_cells(fast, ref)} |")
     return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed passes per configuration (default 3)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed passes before timing (default 1)")
-    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON to this path")
+    add_timing_arguments(parser)
     parser.add_argument("--channels", type=int, default=2048, help="C (default 2048, ResNet-50)")
     parser.add_argument("--frames", type=int, default=8, help="T (default 8)")
     parser.add_argument("--size", type=int, default=7, help="H = W of the feature maps (default 7)")

@@ -27,9 +27,8 @@ import argparse
 import json
 import platform
 import sys
-from pathlib import Path
 
-from _timing import fmt, run_in_subprocess, time_passes
+from _timing import add_timing_arguments, comparison_cells, run_in_subprocess, time_passes
 
 IMPLS = ("vectorised", "loop")
 
@@ -111,22 +110,13 @@ def markdown_table(results: list[dict]) -> str:
     keyed = {(r["mode"], r["impl"]): r for r in results}
     for mode in dict.fromkeys(r["mode"] for r in results):
         fast, loop = keyed.get((mode, "vectorised"), {}), keyed.get((mode, "loop"), {})
-        ft, lt = fast.get("time_median_s"), loop.get("time_median_s")
-        fm, lm = fast.get("extra_mb"), loop.get("extra_mb")
-        rows.append(
-            f"| {mode} | {fmt(ft and ft * 1e3)} | {fmt(lt and lt * 1e3)} | "
-            f"{fmt(ft / lt if ft and lt else None, 3)} | {fmt(fm)} | {fmt(lm)} | "
-            f"{fmt(fm / lm if fm and lm else None, 3)} |"
-        )
+        rows.append(f"| {mode} | {comparison_cells(fast, loop)} |")
     return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed passes per configuration (default 3)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed passes before timing (default 1)")
-    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON to this path")
+    add_timing_arguments(parser)
     parser.add_argument("--dim", type=int, default=2048, help="D, per-frame feature size (default 2048)")
     parser.add_argument("--out-dim", type=int, default=1152, help="key/value size (default 1152)")
     parser.add_argument("--frames", type=int, default=8, help="T (default 8)")

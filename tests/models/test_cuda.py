@@ -6,8 +6,8 @@ import copy
 import pytest
 import torch
 
-from tests.models.ta2n.test_classifier import StandInBackbone
-from tests.models.ta2n.test_classifier import _batch as ta2n_batch
+from tests.models.stand_ins import StandInBackbone
+from tests.models.stand_ins import random_batch as ta2n_batch
 from tests.models.tats.test_classifier import make_batch as tats_batch
 from tests.models.tats.test_classifier import make_model as tats_model
 from tests.models.test_protonet import clips, tiny_backbone
@@ -62,7 +62,7 @@ def test_ta2n(impl, shot):
     from fsar.models.ta2n import TA2NClassifier
 
     torch.manual_seed(0)
-    model = TA2NClassifier(StandInBackbone(), num_frames=8, way=3, dropout=0.0, impl=impl)
+    model = TA2NClassifier(StandInBackbone(32), num_frames=8, way=3, dropout=0.0, impl=impl)
     with torch.no_grad():  # non-zero warps and offsets (their last layers start at zero)
         gen = torch.Generator().manual_seed(1)
         for layer in (model.ta2n.ttm.fc2, model.ta2n.acm.offset_net.fc2):

@@ -12,7 +12,9 @@ Steps, in order (each a subprocess with its own time limit; a global budget skip
    for a few tasks, validation and test included.
 6. ``train_fp16`` / ``train_bf16``: the same training in one process with ``train.precision=fp16`` (grad scaler) and
    ``bf16``.
-7. ``bench_tats_fp32`` / ``bench_tats_bf16``: ``benchmarks/bench_tats_block.py --device cuda`` at the real size.
+7. ``bench_tats_fp32`` / ``bench_tats_bf16`` / ``bench_tats_bf16_unmasked``: ``benchmarks/bench_tats_block.py
+   --device cuda`` at the real size (FLOPs counted, share of the bf16 peak), with query masks and with the
+   all-True mask that lets PyTorch use flash attention.
 8. ``bench_ta2n``: ``benchmarks/bench_ta2n_acm.py --device cuda``: TA2N fast vs reference at the real size.
 9. ``bench_bf16``: ``benchmarks/bench_bf16.py --device cuda``: bf16 vs fp32 speed and logit deviation.
 10. ``bench_loader``: ``benchmarks/bench_loader.py`` (TA2N and TATs, frame folders and the clip store, 1 and
@@ -176,6 +178,13 @@ def parse_tats(path: Path):
             return False, {}, f"{path} was not written"
         r = json.loads(path.read_text())
         numbers = {f"{k}_median_ms": v["median_ms"] for k, v in r["results"].items()}
+        numbers.update(
+            {
+                f"{k}_share_of_peak": v["fraction_of_peak"]
+                for k, v in r["results"].items()
+                if "fraction_of_peak" in v
+            }
+        )
         numbers.update(
             {f"{k}_peak_mib": v["peak_memory_mib"] for k, v in r["results"].items() if "peak_memory_mib" in v}
         )
@@ -392,20 +401,22 @@ def plan(ctx: Context) -> list[Step]:
                 parse_real_size(out),
             )
         )
-    for dtype in ("float32", "bfloat16"):
-        out = w / f"bench_tats_{dtype}.json"
+    for dtype, mask in (("float32", "query"), ("bfloat16", "query"), ("bfloat16", "all")):
+        name = f"bench_tats_{'fp32' if dtype == 'float32' else 'bf16'}" + (
+            "_unmasked" if mask == "all" else ""
+        )
+        out = w / f"{name}.json"
+        peak = ["--peak-tflops", "989"] if cuda and dtype == "bfloat16" else []  # H100/H200 SXM dense bf16
         steps.append(
             Step(
-                f"bench_tats_{'fp32' if dtype == 'float32' else 'bf16'}",
+                name,
                 [
                     py,
                     "benchmarks/bench_tats_block.py",
-                    "--device",
-                    dev,
-                    "--dtype",
-                    dtype,
+                    *("--device", dev, "--dtype", dtype, "--mask", mask),
                     *tats_size,
                     *tats_reps,
+                    *peak,
                     "--out",
                     str(out),
                 ],

@@ -31,7 +31,7 @@ def test_gpu_check_dry_run_plans_every_step(tmp_path):
     assert names == [
         "environment", "pytest_cuda", "synth", "nccl_allreduce", "train_torchrun", "train_fp16", "train_bf16",
         "real_ta2n", "real_ta2n_frames", "real_trx", "real_tats",
-        "bench_tats_fp32", "bench_tats_bf16", "bench_ta2n", "bench_bf16", "bench_loader",
+        "bench_tats_fp32", "bench_tats_bf16", "bench_tats_bf16_unmasked", "bench_ta2n", "bench_bf16", "bench_loader",
     ]  # fmt: skip
     steps = {s["name"]: s for s in summary["steps"]}
     assert (
@@ -107,7 +107,7 @@ def test_every_planned_command_parses_with_the_script_it_calls(tmp_path, monkeyp
     ctx = gpu_check.Context(mode, tmp_path, sys.executable)
     checked = [_check_arguments(step.command, tmp_path, monkeypatch) for step in gpu_check.plan(ctx)]
     assert {"fsar synth", "fsar train", "pytest", "real_size_training.py", "bench_loader.py"} <= set(checked)
-    assert len(checked) == 16
+    assert len(checked) == 17
 
 
 def test_argument_check_catches_a_renamed_flag(tmp_path, monkeypatch):

@@ -4,7 +4,7 @@ Default size = a 5-way 1-shot training episode of the reference recipe: B=35 vid
 D=768 (DINOv2 ViT-B/14), 16x16 patch grid, 8 heads, depth 1, 64 classes. The backbone is not included: the
 input is a random patch grid. Example:
 
-    python benchmarks/bench_tats_block.py --device cuda --dtype bfloat16 --out tats_block.json
+    python benchmarks/bench_tats_block.py --device cuda --dtype bfloat16 --peak-tflops 989 --out tats_block.json
     python benchmarks/bench_tats_block.py --device cpu --batch 2 --points 64 --dim 128   # quick check
 
 Prints a markdown table and writes the numbers as JSON to ``--out``.
@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from fsar.models.tats import TATs
 
@@ -45,6 +46,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations")
     p.add_argument("--repeats", type=int, default=5, help="timed iterations")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--mask",
+        choices=["query", "all"],
+        default="query",
+        help="query: points start at random query frames (masked before); all: the all-True mask of the "
+        "released data (lets PyTorch use its fused flash attention)",
+    )
+    p.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=None,
+        help="the device's dense peak for --dtype in TFLOP/s (H100/H200 SXM bf16: 989); reports the share reached",
+    )
     p.add_argument("--out", type=Path, default=None, help="JSON file for the results")
     return p.parse_args(argv)
 
@@ -61,6 +75,8 @@ def make_inputs(args: argparse.Namespace, device: torch.device):
     tracks = torch.rand(b, t, n, 2, generator=gen) * 2.2 - 1.1
     query_frame = torch.randint(0, max(t - 1, 1), (b, n), generator=gen)
     query_mask = torch.arange(t).view(1, t, 1) >= query_frame.view(b, 1, n)
+    if args.mask == "all":
+        query_mask = torch.ones_like(query_mask)
     return features.to(device), tracks.to(device), query_mask.to(device)
 
 
@@ -108,8 +124,16 @@ def run(args: argparse.Namespace) -> dict:
             loss = out.cls_logits.float().logsumexp(-1).mean() + out.tokens.float().relu().mean()
         loss.backward()
 
+    def forward_with_graph() -> None:  # the same FLOPs as forward(); PyTorch's counter needs autograd on
+        model.eval()
+        with autocast:
+            model(features, tracks, query_mask)
+
     results = {}
     for name, fn in (("forward", forward), ("forward+backward", train_step)):
+        with FlopCounterMode(display=False) as counter:  # matmuls and attention, counted by PyTorch
+            (forward_with_graph if fn is forward else fn)()
+        flops = counter.get_total_flops()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         times = time_it(fn, device, args.warmup, args.repeats)
@@ -118,7 +142,11 @@ def run(args: argparse.Namespace) -> dict:
             "min_ms": 1000 * min(times),
             "max_ms": 1000 * max(times),
             "repeats": len(times),
+            "gflop": flops / 1e9,
+            "tflop_per_s": flops / statistics.median(times) / 1e12,
         }
+        if args.peak_tflops:
+            entry["fraction_of_peak"] = entry["tflop_per_s"] / args.peak_tflops
         if device.type == "cuda":
             entry["peak_memory_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
         results[name] = entry
@@ -142,12 +170,16 @@ def markdown(report: dict) -> str:
         f"TATs block, B={c['batch']} T={c['frames']} N={c['points']} D={c['dim']} G={c['grid']} "
         f"heads={c['heads']} depth={c['depth']} dtype={c['dtype']} on {report['device']} (torch {report['torch']})",
         "",
-        "| pass | median ms | min ms | max ms | peak MiB |",
-        "|---|---:|---:|---:|---:|",
+        "| pass | median ms | min ms | max ms | peak MiB | GFLOP | TFLOP/s | share of peak |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in report["results"].items():
         peak = f"{r['peak_memory_mib']:.0f}" if "peak_memory_mib" in r else "-"
-        lines.append(f"| {name} | {r['median_ms']:.1f} | {r['min_ms']:.1f} | {r['max_ms']:.1f} | {peak} |")
+        share = f"{100 * r['fraction_of_peak']:.1f}%" if "fraction_of_peak" in r else "-"
+        lines.append(
+            f"| {name} | {r['median_ms']:.1f} | {r['min_ms']:.1f} | {r['max_ms']:.1f} | {peak} "
+            f"| {r['gflop']:.1f} | {r['tflop_per_s']:.2f} | {share} |"
+        )
     return "\n".join(lines)
 
 

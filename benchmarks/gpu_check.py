@@ -12,11 +12,21 @@ Steps, in order (each a subprocess with its own time limit; a global budget skip
    for a few tasks, validation and test included.
 6. ``train_fp16`` / ``train_bf16``: the same training in one process with ``train.precision=fp16`` (grad scaler) and
    ``bf16``.
-7. ``bench_tats_fp32`` / ``bench_tats_bf16``: ``benchmarks/bench_tats_block.py --device cuda`` at the real size.
+7. ``bench_tats_fp32`` / ``bench_tats_bf16`` / ``bench_tats_bf16_unmasked``: ``benchmarks/bench_tats_block.py
+   --device cuda`` at the real size (FLOPs counted, share of the bf16 peak), with query masks and with the
+   all-True mask that lets PyTorch use flash attention.
 8. ``bench_ta2n``: ``benchmarks/bench_ta2n_acm.py --device cuda``: TA2N fast vs reference at the real size.
 9. ``bench_bf16``: ``benchmarks/bench_bf16.py --device cuda``: bf16 vs fp32 speed and logit deviation.
-10. ``bench_loader``: ``benchmarks/bench_loader.py`` when it exists (arguments from ``$FSAR_GPU_CHECK_LOADER_ARGS``,
-    default ``--synthetic WORK/synth --out WORK/bench_loader.json``); skipped with a note otherwise.
+10. ``bench_loader``: ``benchmarks/bench_loader.py`` (TA2N and TATs, frame folders and the clip store, 1 and
+    cores - 1 workers; arguments from ``$FSAR_GPU_CHECK_LOADER_ARGS`` if set).
+
+Between 6 and 7, ``real_<method>``: ``benchmarks/real_size_training.py``: each method with a real recipe (TA2N, TRX,
+TATs) trains its published preset for a few dozen tasks on 320x240 synthetic videos from a clip store (TA2N also
+from frame folders), with random weights in the published file layouts and loader workers sized from the host's
+cores; reports episodes/s, the data-wait share, peak GPU memory and the projected wall time of the full recipe.
+
+Every planned command's arguments are checked against the argument parser of the script it calls by the test
+suite (``tests/engine/test_benchmark_scripts.py``), so a renamed flag fails CI.
 
 Writes ONE JSON summary (``WORK/summary.json``, or ``--out``): per step ``status`` (ok / failed / skipped),
 ``seconds``, ``numbers`` (the key results), the command, the log file and a note. Exit status 0 when no step
@@ -73,6 +83,11 @@ if torch.cuda.is_available():
                 nccl=".".join(map(str, torch.cuda.nccl.version())))
 print(json.dumps(info))
 """
+
+
+# Real-size training steps (benchmarks/real_size_training.py): every method with a real recipe, from the clip store,
+# and TA2N also from JPEG frame folders.
+REAL_SIZE_STEPS = (("ta2n", "store"), ("ta2n", "frames"), ("trx", "store"), ("tats", "store"))
 
 
 @dataclass
@@ -164,6 +179,13 @@ def parse_tats(path: Path):
         r = json.loads(path.read_text())
         numbers = {f"{k}_median_ms": v["median_ms"] for k, v in r["results"].items()}
         numbers.update(
+            {
+                f"{k}_share_of_peak": v["fraction_of_peak"]
+                for k, v in r["results"].items()
+                if "fraction_of_peak" in v
+            }
+        )
+        numbers.update(
             {f"{k}_peak_mib": v["peak_memory_mib"] for k, v in r["results"].items() if "peak_memory_mib" in v}
         )
         numbers["device"] = r.get("device")
@@ -225,6 +247,27 @@ def parse_loader(path: Path):
     return parse
 
 
+def parse_real_size(path: Path):
+    def parse(ctx: Context, out: str):
+        if not path.is_file():
+            return False, {}, f"{path} was not written"
+        r = json.loads(path.read_text())
+        keys = ("episodes_per_s", "data_wait_fraction", "peak_memory_mib", "workers", "seconds", "steady")
+        numbers = {k: r.get(k) for k in keys}
+        numbers["projected_training_only"] = r.get("projected_training_only")
+        return r.get("episodes_per_s", 0) > 0, numbers, ""
+
+    return parse
+
+
+def real_workers(ctx: Context) -> int:
+    """Loader workers of the real-size steps: the host's cores minus one (at most 16); 1 in CPU mode."""
+    if ctx.mode == "cpu":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
+    return max(1, min(16, cores - 1))
+
+
 def _which(name: str) -> bool:
     return any((Path(p) / name).is_file() for p in os.environ.get("PATH", "").split(os.pathsep) if p)
 
@@ -262,9 +305,25 @@ def plan(ctx: Context) -> list[Step]:
             "5w1s25q",
         ]
     )
-    loader = REPO / "benchmarks" / "bench_loader.py"
-    loader_args = os.environ.get(
-        "FSAR_GPU_CHECK_LOADER_ARGS", f"--synthetic {synth} --out {w / 'bench_loader.json'}"
+    loader_args = os.environ.get("FSAR_GPU_CHECK_LOADER_ARGS")
+    loader_args = (
+        shlex.split(loader_args)
+        if loader_args
+        else [
+            "--work",
+            str(w / "loader"),
+            *(
+                ["--methods", "ta2n,tats", "--sources", "frames,store", "--workers", f"1,{real_workers(ctx)}"]
+                if cuda
+                else [
+                    *("--classes", "5", "--videos-per-class", "7", "--frames", "24", "--size", "80x60"),
+                    *("--methods", "ta2n", "--sources", "store", "--workers", "0", "--no-flops"),
+                    *("--episodes", "2", "--warmup", "1"),
+                ]
+            ),
+            "--out",
+            str(w / "bench_loader.json"),
+        ]
     )
     steps = [
         Step("environment", [py, str(w / "env_check.py")], 60, parse_environment),
@@ -318,20 +377,46 @@ def plan(ctx: Context) -> list[Step]:
                 parse_training(run),
             )
         )
-    for dtype in ("float32", "bfloat16"):
-        out = w / f"bench_tats_{dtype}.json"
+    for method, source in REAL_SIZE_STEPS:
+        out = w / f"real_{method}_{source}.json"
+        size = (
+            []
+            if cuda
+            else [
+                *("--toy", "--tasks", "2", "--classes", "15", "--videos-per-class", "6"),
+                *("--frames", "24", "--size", "80x60", "--workers", "1"),
+            ]
+        )
         steps.append(
             Step(
-                f"bench_tats_{'fp32' if dtype == 'float32' else 'bf16'}",
+                f"real_{method}" + ("" if source == "store" else f"_{source}"),
+                [
+                    py,
+                    "benchmarks/real_size_training.py",
+                    *("--method", method, "--source", source, "--device", dev),
+                    *("--work", str(w / "real"), "--out", str(out)),
+                    *size,
+                ],
+                150 if cuda else 300,
+                parse_real_size(out),
+            )
+        )
+    for dtype, mask in (("float32", "query"), ("bfloat16", "query"), ("bfloat16", "all")):
+        name = f"bench_tats_{'fp32' if dtype == 'float32' else 'bf16'}" + (
+            "_unmasked" if mask == "all" else ""
+        )
+        out = w / f"{name}.json"
+        peak = ["--peak-tflops", "989"] if cuda and dtype == "bfloat16" else []  # H100/H200 SXM dense bf16
+        steps.append(
+            Step(
+                name,
                 [
                     py,
                     "benchmarks/bench_tats_block.py",
-                    "--device",
-                    dev,
-                    "--dtype",
-                    dtype,
+                    *("--device", dev, "--dtype", dtype, "--mask", mask),
                     *tats_size,
                     *tats_reps,
+                    *peak,
                     "--out",
                     str(out),
                 ],
@@ -359,12 +444,9 @@ def plan(ctx: Context) -> list[Step]:
     steps.append(
         Step(
             "bench_loader",
-            [py, str(loader), *shlex.split(loader_args)],
+            [py, "benchmarks/bench_loader.py", *loader_args],
             150,
             parse_loader(w / "bench_loader.json"),
-            skip_note=None
-            if loader.is_file()
-            else "benchmarks/bench_loader.py is not in this checkout (written on the clip-store branch); not run",
         )
     )
     return steps
@@ -430,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         "--dry-run", action="store_true", help="write the plan (commands) without running anything"
     )
     ap.add_argument(
-        "--budget", type=float, default=450.0, help="seconds for all steps together (default 450)"
+        "--budget", type=float, default=480.0, help="seconds for all steps together (default 480: 8 minutes)"
     )
     ap.add_argument("--steps", default=None, help="comma-separated subset of the steps to run (default all)")
     args = ap.parse_args(argv)

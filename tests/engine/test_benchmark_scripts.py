@@ -30,7 +30,8 @@ def test_gpu_check_dry_run_plans_every_step(tmp_path):
     names = [s["name"] for s in summary["steps"]]
     assert names == [
         "environment", "pytest_cuda", "synth", "nccl_allreduce", "train_torchrun", "train_fp16", "train_bf16",
-        "bench_tats_fp32", "bench_tats_bf16", "bench_ta2n", "bench_bf16", "bench_loader",
+        "real_ta2n", "real_ta2n_frames", "real_trx", "real_tats",
+        "bench_tats_fp32", "bench_tats_bf16", "bench_tats_bf16_unmasked", "bench_ta2n", "bench_bf16", "bench_loader",
     ]  # fmt: skip
     steps = {s["name"]: s for s in summary["steps"]}
     assert (
@@ -44,11 +45,104 @@ def test_gpu_check_dry_run_plans_every_step(tmp_path):
     for name in ("bench_tats_fp32", "bench_ta2n", "bench_bf16"):  # the benchmark scripts it calls exist
         script = next(w for w in steps[name]["command"].split() if w.endswith(".py"))
         assert (BENCH.parent / script).is_file(), script
-    loader_present = (BENCH / "bench_loader.py").is_file()
-    assert steps["bench_loader"]["status"] == ("planned" if loader_present else "skipped")
+    assert all(s["status"] == "planned" for s in summary["steps"])
     assert (
-        sum(s["timeout_s"] for s in summary["steps"]) > summary["budget_s"] == 450
-    )  # the budget caps the run
+        "--source frames" in steps["real_ta2n_frames"]["command"]
+        and "--toy" not in steps["real_tats"]["command"]
+    )
+    assert (
+        sum(s["timeout_s"] for s in summary["steps"]) > summary["budget_s"] == 480
+    )  # the budget (8 minutes) caps the run
+
+
+class _Parsed(Exception):
+    """Raised instead of running a script once its arguments have parsed."""
+
+
+def _check_arguments(command: list[str], work: Path, monkeypatch) -> str:
+    """Parse ``command`` (one planned step) with the argument parser of what it runs; returns what was checked.
+    A flag the script does not know makes argparse exit with status 2, which fails the test."""
+    import argparse
+    import inspect
+
+    from fsar.cli.main import build_parser
+    from fsar.cli.overrides import parse_command_line
+    from fsar.engine.config import load_config
+
+    rest = command[1:]  # command[0] is the Python interpreter
+    if rest[:2] == ["-m", "torch.distributed.run"]:
+        rest = rest[2:]
+        while rest[0].startswith("--"):
+            rest = rest[1:]
+    if rest[:2] == ["-m", "pytest"]:
+        return "pytest"
+    if rest[:2] == ["-m", "fsar"]:
+        args = parse_command_line(build_parser(), rest[2:])
+        if getattr(args, "config", None):  # the overrides name keys of the preset's config
+            load_config(args.config, args.overrides)
+        return f"fsar {args.command}"
+    script = Path(rest[0])
+    if script.parent == work:  # written by gpu_check itself, takes no arguments
+        assert rest[1:] == [], command
+        return script.name
+    module = load(script.stem)
+
+    def parse_then_stop(self, args=None, namespace=None):
+        raise _Parsed(original(self, args, namespace))
+
+    original = argparse.ArgumentParser.parse_args
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_then_stop)
+    monkeypatch.setattr(sys, "argv", [str(script), *rest[1:]])
+    with pytest.raises(_Parsed):
+        module.main(rest[1:]) if inspect.signature(module.main).parameters else module.main()
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", original)
+    return script.name
+
+
+@pytest.mark.parametrize("mode", ["cuda", "cpu"])
+def test_every_planned_command_parses_with_the_script_it_calls(tmp_path, monkeypatch, mode):
+    """A flag renamed in a benchmark script (or an fsar command, or a config key) breaks this test, not the next
+    GPU lease: every step's command line is parsed by the parser of the script or command it runs."""
+    gpu_check = load("gpu_check")
+    ctx = gpu_check.Context(mode, tmp_path, sys.executable)
+    checked = [_check_arguments(step.command, tmp_path, monkeypatch) for step in gpu_check.plan(ctx)]
+    assert {"fsar synth", "fsar train", "pytest", "real_size_training.py", "bench_loader.py"} <= set(checked)
+    assert len(checked) == 17
+
+
+def test_argument_check_catches_a_renamed_flag(tmp_path, monkeypatch):
+    with pytest.raises(SystemExit) as exc:
+        _check_arguments(
+            [sys.executable, "benchmarks/bench_loader.py", "--synthetic", "x"], tmp_path, monkeypatch
+        )
+    assert exc.value.code == 2
+    with pytest.raises(Exception, match="no_such_key"):
+        _check_arguments(
+            [sys.executable, "-m", "fsar", "train", "demo_ta2n_tiny", "train.no_such_key=1"],
+            tmp_path,
+            monkeypatch,
+        )
+
+
+@pytest.mark.slow
+def test_gpu_check_cpu_mode_whole_flow(tmp_path):
+    """Every step of the check in CPU mode at toy sizes (the real-size training steps with ``--toy``): all pass."""
+    out = tmp_path / "s.json"
+    cmd = [sys.executable, str(BENCH / "gpu_check.py"), "--cpu", "--work", str(tmp_path), "--out", str(out)]
+    proc = subprocess.run([*cmd, "--budget", "1500"], capture_output=True, text=True, timeout=1600)
+    summary = json.loads(out.read_text())
+    failed = {s["name"]: s["note"] for s in summary["steps"] if s["status"] != "ok"}
+    assert proc.returncode == 0 and not failed, failed
+    real = {s["name"]: s["numbers"] for s in summary["steps"] if s["name"].startswith("real_")}
+    assert set(real) == {"real_ta2n", "real_ta2n_frames", "real_trx", "real_tats"}
+    for numbers in real.values():
+        assert numbers["episodes_per_s"] > 0 and 0 <= numbers["data_wait_fraction"] < 1
+        assert numbers["peak_memory_mib"] is None  # CPU: no GPU memory to report
+        projected = numbers["projected_training_only"]
+        assert all(
+            p["hours_8_gpus_linear"] * 8 == pytest.approx(p["hours_1_gpu"], rel=0.02)
+            for p in projected.values()
+        )
 
 
 def test_gpu_check_cpu_mode_runs_steps_and_writes_one_summary(tmp_path):

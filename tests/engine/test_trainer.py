@@ -194,3 +194,33 @@ def test_episodes_per_s_counts_every_episode_since_the_start(tmp_path, monkeypat
     rows = list(csv.DictReader((tmp_path / "train_log.csv").open()))
     assert [int(r["tasks"]) for r in rows] == [2, 4, 6, 8]
     assert [float(r["episodes_per_s"]) for r in rows] == pytest.approx([1.0, 1.0, 1.0, 1.0])
+
+
+def test_data_wait_fraction_is_the_share_of_time_spent_waiting_for_episodes(tmp_path, monkeypatch):
+    """A fake clock: each episode takes 3 s to load and each step 1 s, so the log must say 3 / 4 = 0.75."""
+    import csv
+
+    import fsar.engine.trainer as trainer_module
+
+    clock = {"t": 0.0}
+    real_step = trainer_module.EpisodeStep.forward
+    real_loader = trainer_module.episode_loader
+
+    def stepping_forward(self, support, query):
+        clock["t"] += 1.0
+        return real_step(self, support, query)
+
+    def slow_loader(*args, **kwargs):
+        for item in real_loader(*args, **kwargs):
+            clock["t"] += 3.0
+            yield item
+
+    monkeypatch.setattr(trainer_module.EpisodeStep, "forward", stepping_forward)
+    monkeypatch.setattr(trainer_module, "episode_loader", slow_loader)
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: clock["t"])
+    cfg = make_cfg("model.name=protonet", "train.val_every=8")
+    Trainer(cfg, tmp_path, log=lambda *a: None, clips=fake_clips()).fit()
+    rows = list(csv.DictReader((tmp_path / "train_log.csv").open()))
+    assert [float(r["data_wait_fraction"]) for r in rows] == pytest.approx([0.75] * len(rows))
+    assert [float(r["episodes_per_s"]) for r in rows] == pytest.approx([0.25] * len(rows))
+    assert "peak_memory_mib" not in rows[0]  # CUDA only

@@ -186,6 +186,19 @@ def evaluate_split(
     return EvalOutcome(summarize_accuracies(accuracies(gathered)), gathered)
 
 
+def _timed(iterable, waited: list[float]):
+    """Yield from ``iterable``, adding the seconds spent waiting for each item to ``waited[0]``."""
+    iterator = iter(iterable)
+    while True:
+        t0 = time.perf_counter()
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        waited[0] += time.perf_counter() - t0
+        yield item
+
+
 def _autocast(device: torch.device, precision: str):
     dtype = PRECISIONS[precision]
     if dtype is None:
@@ -309,7 +322,9 @@ class Trainer:
             unit="ep",
             disable=None if ctx.is_main else True,
         )
-        for k, (episode, support, query) in enumerate(episode_loader(dataset, cfg.data.workers, self.device)):
+        waited = [0.0]  # seconds this process spent waiting for the loader (data_wait_fraction)
+        loader = _timed(episode_loader(dataset, cfg.data.workers, self.device), waited)
+        for k, (episode, support, query) in enumerate(loader):
             local_task = local_start + k
             global_before = local_task * w  # episodes done by all ranks before this step
             update_start = (global_before // tpu) * tpu
@@ -362,7 +377,11 @@ class Trainer:
                     "lr": optimizer.param_groups[0]["lr"],
                     "short_clips": int(totals[3]),  # clips from videos shorter than T (last frame repeated)
                     "episodes_per_s": (done - start_tasks + 0.0) / max(1e-9, time.perf_counter() - start),
+                    # share of this process's wall time since the start spent waiting for the data loader
+                    "data_wait_fraction": waited[0] / max(1e-9, time.perf_counter() - start),
                 }
+                if self.device.type == "cuda":  # peak memory of the tensors PyTorch allocated on this GPU
+                    row["peak_memory_mib"] = torch.cuda.max_memory_allocated(self.device) / 2**20
                 state["train_rows"].append(row)
                 if logger is not None:
                     logger.log("train_log", row, done)

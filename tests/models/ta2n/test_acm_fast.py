@@ -68,3 +68,33 @@ def test_paired_conv_shape_errors():
             torch.zeros(1, 3, 4),
             padding=(0, 0, 0),
         )
+
+
+def test_fast_dispatch_takes_the_shortcut_on_cpu_always_and_on_cuda_from_64_pairs():
+    """The H200 measurement: at 25 pairs (5w5s, 5 queries) the direct form was faster on CUDA, at 125 pairs
+    (5w1s, 25 queries) the shortcut; on the CPU the shortcut wins at both."""
+    from fsar.models.ta2n.acm import CUDA_MIN_PAIRS_FOR_FAST, uses_paired_shortcut
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
+    assert CUDA_MIN_PAIRS_FOR_FAST == 64
+    assert uses_paired_shortcut("fast", cpu, 1) and uses_paired_shortcut("fast", cpu, 25)
+    assert not uses_paired_shortcut("fast", cuda, 25) and not uses_paired_shortcut("fast", cuda, 63)
+    assert uses_paired_shortcut("fast", cuda, 64) and uses_paired_shortcut("fast", cuda, 125)
+    assert not any(uses_paired_shortcut("reference", d, 125) for d in (cpu, cuda))
+
+
+def test_acm_forward_follows_the_dispatch(monkeypatch):
+    """With the shortcut switched off, impl="fast" takes the direct path (paired_conv3d is not called)."""
+    import fsar.models.ta2n.acm as acm_module
+
+    torch.manual_seed(0)
+    acm = acm_module.ACM(T=4, dim=(8, 8), offset_zero_init=False).eval()
+    protos, queries = torch.randn(3, 8, 4, 4, 4), torch.randn(2, 8, 4, 4, 4)
+    fast_pairs, fast_offsets = acm(protos, queries)
+    calls = []
+    monkeypatch.setattr(acm_module, "paired_conv3d", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(acm_module, "uses_paired_shortcut", lambda impl, device, pairs: False)
+    pairs, offsets = acm(protos, queries)
+    assert calls == []
+    torch.testing.assert_close(pairs, fast_pairs, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(offsets, fast_offsets, rtol=1e-5, atol=1e-5)

@@ -12,6 +12,14 @@ perturbations of the offset, which the original applies at train *and* eval time
 ``impl="fast"`` (default) never forms the n·m concatenated 2C-channel maps: see :mod:`.acm_fast`. It also pools
 the query as ``sum_hw W·Q[m] + ctx[n, m]`` (the pooling weights sum to 1), so the (n, m, C, T, H, W) query
 tensor is never materialised. ``impl="reference"`` is the original's direct computation.
+
+On CUDA the fast path computes the direct form when an episode has few (class, query) pairs
+(``CUDA_MIN_PAIRS_FOR_FAST``): measured on an H200 (``../shared/findings/gpu-h200-2026-12-04.md``), the shortcut's
+extra small kernels made ACM slower than the direct form at 5-way 5-shot with 5 queries (25 pairs: 3.95 vs
+2.70 ms forward, 10.19 vs 9.10 ms forward + backward), while at 5-way 1-shot with 25 queries (125 pairs) it was
+faster (5.68 vs 8.31 ms). The threshold lies between those two measured shapes; ``benchmarks/bench_ta2n_acm.py
+--device cuda`` (a ``gpu_check`` step) re-measures both. On the CPU the shortcut wins at both shapes (BENCHMARKS.md)
+and is always used. Both forms are exact; only the order of floating-point additions differs.
 """
 
 from __future__ import annotations
@@ -26,6 +34,14 @@ from fsar.models.ta2n.acm_fast import paired_conv3d
 from fsar.models.ta2n.masks import perturbation_offsets, pooling_weights
 
 IMPLS = ("fast", "reference")
+CUDA_MIN_PAIRS_FOR_FAST = 64  # below this many (class, query) pairs, "fast" computes the direct form on CUDA
+
+
+def uses_paired_shortcut(impl: str, device: torch.device, pairs: int) -> bool:
+    """Whether ACM takes the paired-convolution shortcut of :mod:`.acm_fast` (see the module docstring)."""
+    if impl == "reference":
+        return False
+    return device.type != "cuda" or pairs >= CUDA_MIN_PAIRS_FOR_FAST
 
 
 class OffsetNet(nn.Module):
@@ -65,7 +81,8 @@ class ACM(nn.Module):
     Args:
         T: frames per clip; shot: kept for signature parity with the original (unused here).
         dim: (C, C'): C input channels, C' key/query width of the temporal attention (scale 1/sqrt(C')).
-        impl: ``"fast"`` (exact, default) or ``"reference"`` (the original's direct computation).
+        impl: ``"fast"`` (exact, default; on CUDA the direct form below ``CUDA_MIN_PAIRS_FOR_FAST`` pairs) or
+            ``"reference"`` (the original's direct computation).
         perturbation: size of the 9 fixed offset perturbations (faithful 0.2). Stored as the non-persistent
             buffer ``perturb`` (9, 2).
         perturb_at_eval: apply the perturbations in eval mode too (faithful True; they always apply in training).
@@ -139,8 +156,9 @@ class ACM(nn.Module):
         support_values = self.value_proj(prototypes.mean((-2, -1)))  # n, C, T
         context = torch.einsum("nmxy,mcy->nmcx", attention, query_values)  # n, m, C, T
         support_maps = prototypes + support_values[..., None, None]  # n, C, T, H, W
+        direct = not uses_paired_shortcut(self.impl, queries.device, n * m)
 
-        if self.impl == "reference":
+        if direct:
             query_maps = queries.unsqueeze(0) + context[..., None, None]  # n, m, C, T, H, W
             pair_maps = torch.cat([support_maps.unsqueeze(1).expand(-1, m, -1, -1, -1, -1), query_maps], 2)
             raw = self.offset_net(pair_maps.reshape(n * m, 2 * c, t, h, w))
@@ -159,7 +177,7 @@ class ACM(nn.Module):
         w_support = pooling_weights(offsets, h, w).reshape(n, m, t, h, w)
         w_query = pooling_weights(-offsets, h, w).reshape(n, m, t, h, w)
 
-        if self.impl == "reference":
+        if direct:
             pooled_support = (w_support.unsqueeze(2) * support_maps.unsqueeze(1)).sum((-2, -1))  # n, m, C, T
             pooled_query = (w_query.unsqueeze(2) * query_maps).sum((-2, -1))
         else:

@@ -98,6 +98,11 @@ class DividedSpaceTimeBlock(nn.Module):
 
     def forward(self, cls: Tensor, points: Tensor, key_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         b, t, n, d = points.shape
+        if key_mask is not None and bool(key_mask.all()):
+            # Nothing is masked (e.g. the all-True query mask of the released TATs/Trokens data): attention
+            # without a mask is the same computation, and only then can PyTorch pick its fused flash kernel
+            # (no [S, heads, L, L] mask is formed either).
+            key_mask = None
         # (a) temporal attention, one sequence of T frames per trajectory
         seq = points.transpose(1, 2).reshape(b * n, t, d)
         mask_t = None if key_mask is None else key_mask.transpose(1, 2).reshape(b * n, t)

@@ -27,11 +27,24 @@ from fsar.models.soft_dtw import MOVES, otam_distance
 SHOT_MODES = ("mean_features", "mean_distance")
 
 
-def frame_cosine_distance(query: Tensor, support: Tensor) -> Tensor:
-    """``1 - cos`` between every query frame and every support frame: ``[Q, T, C] x [S, U, C] -> [Q, S, T, U]``."""
-    q = F.normalize(query, dim=-1)
-    s = F.normalize(support, dim=-1)
-    return 1 - torch.einsum("qtc,suc->qstu", q, s)
+def frame_cosine_distance(query: Tensor, support: Tensor, norm_offset: float | None = None) -> Tensor:
+    """``1 - cos`` between every query frame and every support frame: ``[Q, T, C] x [S, U, C] -> [Q, S, T, U]``.
+
+    ``norm_offset=None``: the usual cosine (norms clamped at 1e-12). A number ``e``: ``a.b / (|a| |b| + e)``, the
+    cosine of the TRX-family code (``cos_sim``, e = 0.01 in HyRSM, MoLo and CLIP-FSAR).
+    """
+    if norm_offset is None:
+        q = F.normalize(query, dim=-1)
+        s = F.normalize(support, dim=-1)
+        return 1 - torch.einsum("qtc,suc->qstu", q, s)
+    dots = torch.einsum("qtc,suc->qstu", query, support)
+    norms = query.norm(dim=-1)[:, None, :, None] * support.norm(dim=-1)[None, :, None, :]
+    return 1 - dots / (norms + norm_offset)
+
+
+def offset_cosine_similarity(a: Tensor, b: Tensor, norm_offset: float) -> Tensor:
+    """``a.b / (|a| |b| + norm_offset)`` for every row pair: ``[N, C] x [M, C] -> [N, M]``."""
+    return (a @ b.transpose(0, 1)) / (a.norm(dim=-1)[:, None] * b.norm(dim=-1)[None, :] + norm_offset)
 
 
 class OTAM(FewShotClassifier):

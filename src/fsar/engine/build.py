@@ -59,9 +59,15 @@ def build_backbone(model: ModelConfig) -> nn.Module:
     return _call_with_context(factory, kwargs, {}, f"model.backbone_kwargs for {model.backbone!r}")
 
 
-def build_model(cfg: Config, num_train_classes: int, backbone: nn.Module | None = None) -> nn.Module:
+def build_model(
+    cfg: Config,
+    num_train_classes: int,
+    backbone: nn.Module | None = None,
+    train_class_names: list[str] | None = None,
+) -> nn.Module:
     """The few-shot method of ``cfg.model`` on its backbone. Episode-shape arguments (``num_frames``, ``shot``,
-    ``way``, ``num_classes``) are passed when the method takes them and the config does not set them."""
+    ``way``, ``num_classes``) and the train split's class names (``train_class_names``, by split label) are
+    passed when the method takes them and the config does not set them."""
     from fsar.models import MODELS
 
     if backbone is None:
@@ -73,6 +79,7 @@ def build_model(cfg: Config, num_train_classes: int, backbone: nn.Module | None 
         "shot": cfg.episodes.shot,
         "way": cfg.episodes.way,
         "num_classes": num_train_classes,
+        "train_class_names": train_class_names,
     }
     return _build_method(factory, backbone, dict(cfg.model.kwargs), context, cfg.model.name)
 

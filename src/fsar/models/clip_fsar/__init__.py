@@ -2,6 +2,8 @@
 
 - :class:`CLIPFSARHead`, :func:`clip_fsar_loss`: the head on per-frame features and class text embeddings;
 - :func:`convert_reference_state_dict`: the original head's weights;
+- :class:`~fsar.models.clip_fsar.classifier.CLIPFSARClassifier` (registered as ``"clip_fsar"``): the method with
+  fsar's two-step API, its class text from CLIP's text encoder;
 - the CLIP encoders are ``fsar.backbones.create_backbone("clip_rn50" | "clip_vit_b16")`` and
   :func:`fsar.backbones.clip.load_clip_text`.
 """

@@ -47,6 +47,8 @@ class CLIPFSARClassifier(FewShotClassifier):
             ``tokenizer_folder`` for ``"clip"``; ``prompt`` the template.
         class_name_map: JSON file (or dict) mapping split-file class names to text (SSv2 tokens).
         train_class_names: the train split's class names by split label (the trainer passes them).
+        backbone_weights: the config's ``model.backbone_weights`` (passed by ``build_model``); the default of
+            ``text_weights``, as OpenAI's ``.pt`` files hold both encoders.
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class CLIPFSARClassifier(FewShotClassifier):
         prompt: str = "a photo of {}",
         class_name_map: str | os.PathLike[str] | Mapping[str, str] | None = None,
         train_class_names: Sequence[str] | None = None,
+        backbone_weights: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__(backbone)
         if feat_dim is None:
@@ -93,6 +96,7 @@ class CLIPFSARClassifier(FewShotClassifier):
             merge_before=merge_before,
         )
         if text_encoder == "clip":
+            text_weights = text_weights if text_weights is not None else backbone_weights
             if text_weights is None:
                 raise ValueError(
                     "clip_fsar with text_encoder='clip' needs text_weights=PATH (OpenAI's .pt of the same CLIP "

@@ -201,3 +201,24 @@ def test_trainer_passes_the_train_class_table_and_learns(tmp_path):
     assert trainer.model.train_class_names == [f"c{i}" for i in range(8)]
     weights = load_checkpoint(tmp_path / "last.pt")["model"]
     assert weights["head.scale"].item() != 1.0  # the video-text loss trained the scale
+
+
+def test_predict_passes_the_support_folder_names(tmp_path):
+    from fsar.engine.build import build_model
+    from fsar.engine.predict import predict_clips
+    from tests.helpers import make_frames, write_encoded_video
+
+    a = make_frames(8, 32, 32, seed=1)
+    b = 255 - make_frames(8, 32, 32, seed=2)[:, ::-1]
+    write_encoded_video(tmp_path / "support" / "jump" / "j.mp4", a)
+    write_encoded_video(tmp_path / "support" / "sit" / "s.mp4", b)
+    queries = [write_encoded_video(tmp_path / "q1.mp4", a), write_encoded_video(tmp_path / "q2.mp4", b)]
+    cfg = _engine_cfg("data.resize_short=null", "data.crop=null", "data.resize_to=[32, 32]")
+    torch.manual_seed(0)
+    model = build_model(cfg, num_train_classes=8)
+    seen = []
+    encode = model.encode
+    model.encode = lambda batch: seen.append(list(batch.class_names)) or encode(batch)
+    out = predict_clips(cfg, model, tmp_path / "support", queries, torch.device("cpu"))
+    assert seen == [["jump", "sit"], []]  # the support's folder names; the queries carry none
+    assert [set(p.scores) for p in out] == [{"jump", "sit"}] * 2

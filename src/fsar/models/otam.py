@@ -4,9 +4,11 @@ A video is the sequence of its spatially mean-pooled frame features ``[T, C]``. 
 and a class is a soft-DTW cost (:mod:`fsar.models.soft_dtw`) over the frame distance matrix
 ``D[i, j] = 1 - cos(query frame i, prototype frame j)``, padded with a zero column before and after along the
 prototype axis. ``moves="otam"`` (default) uses the paper's ordered moves: (i-1, j-1) and (i, j-1) inside, plus
-(i-1, j) in the two padded columns; ``moves="dtw"`` allows all three everywhere, as the TRX-family / TA2N
-re-implementations do. With ``bidirectional=True`` (default, as in those re-implementations) the distance is
-the mean of the query->prototype and prototype->query costs. Logits are ``-distance / temperature``.
+(i-1, j) in the two padded columns; ``moves="dtw"`` allows all three everywhere, as TA2N's soft-DTW module
+does; ``moves="otam_trx"`` is the TRX-family recursion ``OTAM_cum_dist`` (also the vertical move into the first
+real column; :mod:`fsar.models.soft_dtw`). With ``bidirectional=True`` (default, as in those
+re-implementations) the distance is the mean of the query->prototype and prototype->query costs (the TRX-family
+code sums them, which only scales the logits). Logits are ``-distance / temperature``.
 
 Shots: ``shots="mean_features"`` (default) aligns the query with one prototype per class, the per-frame mean of
 the class's shots; ``shots="mean_distance"`` aligns it with every shot and averages the distances (the

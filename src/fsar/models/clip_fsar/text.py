@@ -74,13 +74,13 @@ class CLIPClassText(ClassTextSource):
         from fsar.backbones.clip import load_clip_text
 
         self.encoder = load_clip_text(weights, tokenizer_folder)
-        self.encoder.tokenize([prompt.format("x")])  # no tokenizer folder: a clear error now, not mid-run
         if self.encoder.out_channels != self.dim:
             raise ValueError(
                 f"the CLIP text encoder of {weights} embeds into {self.encoder.out_channels} dimensions, the image "
                 f"features have {self.dim}; use the text weights of the same CLIP model as the backbone"
             )
         self.prompt = prompt
+        self.encoder.tokenize([prompt.format("x")])  # no tokenizer folder: a clear error now, not mid-run
 
     @torch.no_grad()
     def _compute(self, texts: list[str]) -> Tensor:

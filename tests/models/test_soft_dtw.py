@@ -8,7 +8,7 @@ import torch
 
 from fsar.models.soft_dtw import otam_distance, soft_dtw, soft_min
 
-CASES = [("otam", True), ("dtw", True), ("dtw", False)]
+CASES = [("otam", True), ("dtw", True), ("dtw", False), ("otam_trx", True)]
 
 
 def padded(d, pad):
@@ -16,9 +16,10 @@ def padded(d, pad):
 
 
 def allowed_moves(i, j, width, moves):
-    """Predecessors of (i, j): horizontal and diagonal always; vertical everywhere (dtw) or in padded columns."""
+    """Predecessors of (i, j): horizontal and diagonal always; vertical everywhere (dtw) or in padded columns
+    (otam; otam_trx also in the first real column)."""
     preds = [(i, j - 1), (i - 1, j - 1)]
-    if moves == "dtw" or j in (0, width - 1):
+    if moves == "dtw" or j in (0, width - 1) or (moves == "otam_trx" and j == 1):
         preds.append((i - 1, j))
     return [(a, b) for a, b in preds if a >= 0 and b >= 0]
 
@@ -123,7 +124,7 @@ def test_batched_and_bidirectional():
     assert torch.equal(otam_distance(d, gamma=0.1, bidirectional=False), out)
 
 
-@pytest.mark.parametrize("moves", ["otam", "dtw"])
+@pytest.mark.parametrize("moves", ["otam", "dtw", "otam_trx"])
 def test_gradcheck(moves):
     d = torch.rand(
         2, 3, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64, requires_grad=True
@@ -158,5 +159,7 @@ def test_bad_arguments():
         soft_dtw(d, gamma=-1)
     with pytest.raises(ValueError, match="pad=True"):
         soft_dtw(d, moves="otam", pad=False)
+    with pytest.raises(ValueError, match="pad=True"):
+        soft_dtw(d, moves="otam_trx", pad=False)
     with pytest.raises(ValueError, match=r"\[\.\.\., n, m\]"):
         soft_dtw(torch.zeros(3))

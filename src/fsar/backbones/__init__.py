@@ -1,4 +1,5 @@
-"""Frame backbones: ``small_cnn``, ``resnet18/34/50`` and ``dinov2_vit{s,b,l}14``, built by name.
+"""Frame backbones: ``small_cnn``, ``resnet18/34/50``, ``dinov2_vit{s,b,l}14`` and ``clip_rn50`` /
+``clip_vit_b16`` (CLIP image encoders, ``[N, E, 1, 1]``), built by name.
 
     from fsar.backbones import create_backbone
     backbone = create_backbone("dinov2_vitb14", weights="dinov2_vitb14_pretrain.pth", pretrained_folder=...)
@@ -8,7 +9,7 @@ Every backbone maps frames ``[N, 3, H, W]`` to feature maps ``[N, C, h, w]`` and
 only when a ResNet or DINOv2 is built.
 """
 
-from fsar.backbones import dinov2, resnet, small_cnn  # noqa: F401  (registers the backbones)
+from fsar.backbones import clip, dinov2, resnet, small_cnn  # noqa: F401  (registers the backbones)
 from fsar.backbones.dinov2 import (
     Dinov2Backbone,
     convert_dinov2_hub_state_dict,

@@ -16,6 +16,9 @@ class ClipBatch:
     labels:        [B] long. Episode-local labels (0..way-1) inside an episode.
     global_labels: [B] long. Class index within the split (0..num_classes-1), or -1 if unknown.
     video_ids:     B strings naming the videos (for logs and caches).
+    class_names:   B strings: each clip's class as its split file names it (``global_labels`` indexes the split's
+                   class list); empty when unknown. Methods that read class names (CLIP-FSAR's text prompts)
+                   use it; the others ignore it.
     tracks:        [B, T, N, 2] float, point positions (x, y) in [-1, 1] (TATs), or None.
     query_mask:    [B, T, N] bool, True where the point exists (frame >= its query frame), or None.
     visibility:    [B, T, N] bool, tracker visibility, or None.
@@ -26,6 +29,7 @@ class ClipBatch:
     labels: Tensor
     global_labels: Tensor
     video_ids: list[str] = field(default_factory=list)
+    class_names: list[str] = field(default_factory=list)
     tracks: Tensor | None = None
     query_mask: Tensor | None = None
     visibility: Tensor | None = None
@@ -53,7 +57,7 @@ class ClipBatch:
         return replace(self, **changes)
 
     def select(self, index: Tensor | list[int]) -> ClipBatch:
-        """Rows ``index`` of every tensor (and of ``video_ids``)."""
+        """Rows ``index`` of every tensor (and of ``video_ids`` and ``class_names``)."""
         idx = torch.as_tensor(index, dtype=torch.long)
         changes = {}
         for f in fields(self):
@@ -61,6 +65,7 @@ class ClipBatch:
             if isinstance(value, Tensor):
                 changes[f.name] = value.index_select(0, idx.to(value.device))
         changes["video_ids"] = [self.video_ids[i] for i in idx.tolist()] if self.video_ids else []
+        changes["class_names"] = [self.class_names[i] for i in idx.tolist()] if self.class_names else []
         return replace(self, **changes)
 
     @staticmethod
@@ -72,6 +77,10 @@ class ClipBatch:
         for f in fields(ClipBatch):
             values = [getattr(b, f.name) for b in batches]
             if f.name == "video_ids":
+                out[f.name] = [v for vs in values for v in vs]
+            elif f.name == "class_names":
+                if any(values) and not all(values):
+                    raise ValueError("cannot concatenate ClipBatch: 'class_names' is missing in some batches")
                 out[f.name] = [v for vs in values for v in vs]
             elif all(v is None for v in values):
                 out[f.name] = None

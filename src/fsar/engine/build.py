@@ -59,9 +59,15 @@ def build_backbone(model: ModelConfig) -> nn.Module:
     return _call_with_context(factory, kwargs, {}, f"model.backbone_kwargs for {model.backbone!r}")
 
 
-def build_model(cfg: Config, num_train_classes: int, backbone: nn.Module | None = None) -> nn.Module:
+def build_model(
+    cfg: Config,
+    num_train_classes: int,
+    backbone: nn.Module | None = None,
+    train_class_names: list[str] | None = None,
+) -> nn.Module:
     """The few-shot method of ``cfg.model`` on its backbone. Episode-shape arguments (``num_frames``, ``shot``,
-    ``way``, ``num_classes``) are passed when the method takes them and the config does not set them."""
+    ``way``, ``num_classes``) and the train split's class names (``train_class_names``, by split label) are
+    passed when the method takes them and the config does not set them."""
     from fsar.models import MODELS
 
     if backbone is None:
@@ -73,6 +79,8 @@ def build_model(cfg: Config, num_train_classes: int, backbone: nn.Module | None 
         "shot": cfg.episodes.shot,
         "way": cfg.episodes.way,
         "num_classes": num_train_classes,
+        "train_class_names": train_class_names,
+        "backbone_weights": cfg.model.backbone_weights,
     }
     return _build_method(factory, backbone, dict(cfg.model.kwargs), context, cfg.model.name)
 
@@ -113,11 +121,14 @@ def lr_multiplier(optim: OptimConfig, tasks_done: int, total_tasks: int) -> floa
     """The learning-rate multiplier after ``tasks_done`` training episodes."""
     warm = 1.0
     if optim.warmup_tasks > 0 and tasks_done < optim.warmup_tasks:
-        warm = (tasks_done + 1) / optim.warmup_tasks
+        start = optim.warmup_start
+        warm = start + (1 - start) * (tasks_done + 1) / optim.warmup_tasks
     if optim.schedule == "constant":
         return warm
     if optim.schedule == "step":
         return warm * optim.gamma ** (tasks_done // optim.step_every)
+    if optim.schedule == "multistep":
+        return warm * optim.gamma ** sum(tasks_done >= m for m in optim.milestones or ())
     if optim.schedule == "cosine":
         progress = min(1.0, tasks_done / max(1, total_tasks))
         return warm * 0.5 * (1 + math.cos(math.pi * progress))

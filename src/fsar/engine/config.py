@@ -76,10 +76,12 @@ class OptimConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     momentum: float = 0.0
-    schedule: str = "constant"  # constant | step | cosine | tats
+    schedule: str = "constant"  # constant | step | multistep | cosine | tats
     step_every: int = 1000  # tasks, for `step`
-    gamma: float = 0.1  # for `step`
+    gamma: float = 0.1  # for `step` and `multistep`
+    milestones: list[int] | None = None  # tasks at which `multistep` multiplies the lr by gamma
     warmup_tasks: int = 0
+    warmup_start: float = 0.0  # lr multiplier the linear warm-up starts from (0: from nothing)
     grad_clip: float | None = None
 
 
@@ -294,7 +296,7 @@ def validate_config(cfg: Config, source: str) -> None:
         "data.normalization": (cfg.data.normalization, ("imagenet", "clip", "none")),
         "data.modality": (cfg.data.modality, ("rgb", "rgb_diff")),
         "optim.name": (cfg.optim.name, ("sgd", "adam", "adamw")),
-        "optim.schedule": (cfg.optim.schedule, ("constant", "step", "cosine", "tats")),
+        "optim.schedule": (cfg.optim.schedule, ("constant", "step", "multistep", "cosine", "tats")),
         "train.precision": (cfg.train.precision, ("fp32", "bf16", "fp16")),
         "train.select_on": (cfg.train.select_on, ("val", "test")),
         "eval.split": (cfg.eval.split, ("train", "val", "test")),
@@ -326,6 +328,16 @@ def validate_config(cfg: Config, source: str) -> None:
             "(a local checkpoint file or Hugging Face folder; nothing is downloaded), or model.require_weights=false "
             "to train from random initialisation on purpose"
         )
+    opt = cfg.optim
+    if opt.schedule == "multistep" and (
+        not opt.milestones or list(opt.milestones) != sorted(opt.milestones) or min(opt.milestones) < 0
+    ):
+        raise ConfigError(
+            f"{source}: optim.schedule=multistep needs optim.milestones, increasing task counts >= 0; "
+            f"got {opt.milestones}"
+        )
+    if not 0 <= opt.warmup_start <= 1:
+        raise ConfigError(f"{source}: optim.warmup_start must be in [0, 1]; got {opt.warmup_start}")
     if cfg.train.tasks < 0:
         raise ConfigError(f"{source}: train.tasks must be >= 0; got {cfg.train.tasks}")
     pre = cfg.pretrain

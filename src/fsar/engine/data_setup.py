@@ -118,6 +118,7 @@ def build_split_clips(
             skipped=skipped,
             source=split_file,
             twins=twin_labels(twins, split.classes),
+            classes=list(split.classes),
         )
     return out
 

@@ -46,6 +46,9 @@ class SplitClips:
     skipped: list = field(default_factory=list)  # records left out because their video is missing
     source: Path | None = None  # the split file the records come from
     twins: dict[int, int] = field(default_factory=dict)  # split label -> reversed-order twin's label
+    classes: list[str] | None = (
+        None  # the split's class names by label (SplitData.classes); None: from records
+    )
 
     @property
     def labels(self) -> list[int]:
@@ -54,6 +57,23 @@ class SplitClips:
     @property
     def num_classes(self) -> int:
         return len({int(r.label) for r in self.records})
+
+    @property
+    def class_names(self) -> list[str]:
+        """The split's class names, indexed by split label: ``classes`` when given, else read off the records
+        (then every label from 0 to the largest must have a record)."""
+        if self.classes is not None:
+            return list(self.classes)
+        names: dict[int, str] = {}
+        for r in self.records:
+            if names.setdefault(int(r.label), r.class_name) != r.class_name:
+                raise ValueError(f"split {self.name!r}: label {r.label} has two class names")
+        if sorted(names) != list(range(len(names))):
+            raise ValueError(
+                f"split {self.name!r}: labels {sorted(names)} are not 0..n-1, so the class names cannot be listed "
+                "by label; pass SplitClips(classes=...)"
+            )
+        return [names[i] for i in range(len(names))]
 
     def batch(
         self, indices: Sequence[int], labels: Sequence[int], train: bool, rngs: Sequence[np.random.Generator]
@@ -65,11 +85,16 @@ class SplitClips:
             labels=labels,
             global_labels=[int(self.records[i].label) for i in indices],
             video_ids=[str(self.records[i].video_id) for i in indices],
+            class_names=[str(self.records[i].class_name) for i in indices],
         )
 
 
 def stack_videos(
-    videos: Sequence[LoadedVideo], labels: Sequence[int], global_labels: Sequence[int], video_ids: list[str]
+    videos: Sequence[LoadedVideo],
+    labels: Sequence[int],
+    global_labels: Sequence[int],
+    video_ids: list[str],
+    class_names: Sequence[str] = (),
 ) -> ClipBatch:
     def stack(name: str) -> torch.Tensor | None:
         values = [getattr(v, name) for v in videos]
@@ -85,6 +110,7 @@ def stack_videos(
         labels=torch.as_tensor(list(labels), dtype=torch.long),
         global_labels=torch.as_tensor(list(global_labels), dtype=torch.long),
         video_ids=video_ids,
+        class_names=list(class_names),
         tracks=stack("tracks"),
         query_mask=stack("query_mask"),
         visibility=stack("visibility"),

@@ -179,6 +179,7 @@ def split_clips_from_cache(cache: FeatureCache, clips: dict[str, SplitClips]) ->
             load_video=FeatureClips(cache, name).load,
             skipped=split.skipped,
             source=split.source,
+            classes=split.classes,
         )
         for name, split in clips.items()
     }

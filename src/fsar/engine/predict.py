@@ -149,7 +149,7 @@ def predict_clips(
         )
         return apply_modality(transform(frames, np.random.default_rng(0)), cfg.data.modality)
 
-    def batch(paths: list[Path], labels: list[int]) -> ClipBatch:
+    def batch(paths: list[Path], labels: list[int], class_names: list[str] | None = None) -> ClipBatch:
         frames = torch.stack([load(p) for p in paths])
         lab = torch.as_tensor(labels, dtype=torch.long)
         return ClipBatch(
@@ -157,6 +157,7 @@ def predict_clips(
             labels=lab,
             global_labels=torch.full_like(lab, -1),
             video_ids=[str(p) for p in paths],
+            class_names=class_names or [],
         )
 
     s_paths = [p for _, clips in classes for p in clips]
@@ -167,7 +168,7 @@ def predict_clips(
             raise FsarError(f"{q}: query clip not found")
     model.eval()
     with torch.no_grad():
-        support = batch(s_paths, s_labels).to(device)
+        support = batch(s_paths, s_labels, [classes[c][0] for c in s_labels]).to(device)  # folder names
         query = batch(q_paths, [0] * len(q_paths)).to(device)
         logits = model.episode_logits(model.encode(support), support.labels, model.encode(query))
         probs = logits.float().softmax(dim=-1).cpu()

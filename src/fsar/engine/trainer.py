@@ -261,7 +261,9 @@ class Trainer:
         train = clips["train"]
         self.num_train_classes = train.num_classes
         torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
-        model = build_model(cfg, num_train_classes=train.num_classes, backbone=backbone).to(self.device)
+        model = build_model(
+            cfg, num_train_classes=train.num_classes, backbone=backbone, train_class_names=train.class_names
+        ).to(self.device)
         optimizer = build_optimizer(model, cfg.optim)
         base_lrs = [g["lr"] for g in optimizer.param_groups]
         scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.precision == "fp16")

@@ -4,9 +4,11 @@ A video is the sequence of its spatially mean-pooled frame features ``[T, C]``. 
 and a class is a soft-DTW cost (:mod:`fsar.models.soft_dtw`) over the frame distance matrix
 ``D[i, j] = 1 - cos(query frame i, prototype frame j)``, padded with a zero column before and after along the
 prototype axis. ``moves="otam"`` (default) uses the paper's ordered moves: (i-1, j-1) and (i, j-1) inside, plus
-(i-1, j) in the two padded columns; ``moves="dtw"`` allows all three everywhere, as the TRX-family / TA2N
-re-implementations do. With ``bidirectional=True`` (default, as in those re-implementations) the distance is
-the mean of the query->prototype and prototype->query costs. Logits are ``-distance / temperature``.
+(i-1, j) in the two padded columns; ``moves="dtw"`` allows all three everywhere, as TA2N's soft-DTW module
+does; ``moves="otam_trx"`` is the TRX-family recursion ``OTAM_cum_dist`` (also the vertical move into the first
+real column; :mod:`fsar.models.soft_dtw`). With ``bidirectional=True`` (default, as in those
+re-implementations) the distance is the mean of the query->prototype and prototype->query costs (the TRX-family
+code sums them, which only scales the logits). Logits are ``-distance / temperature``.
 
 Shots: ``shots="mean_features"`` (default) aligns the query with one prototype per class, the per-frame mean of
 the class's shots; ``shots="mean_distance"`` aligns it with every shot and averages the distances (the
@@ -27,11 +29,24 @@ from fsar.models.soft_dtw import MOVES, otam_distance
 SHOT_MODES = ("mean_features", "mean_distance")
 
 
-def frame_cosine_distance(query: Tensor, support: Tensor) -> Tensor:
-    """``1 - cos`` between every query frame and every support frame: ``[Q, T, C] x [S, U, C] -> [Q, S, T, U]``."""
-    q = F.normalize(query, dim=-1)
-    s = F.normalize(support, dim=-1)
-    return 1 - torch.einsum("qtc,suc->qstu", q, s)
+def frame_cosine_distance(query: Tensor, support: Tensor, norm_offset: float | None = None) -> Tensor:
+    """``1 - cos`` between every query frame and every support frame: ``[Q, T, C] x [S, U, C] -> [Q, S, T, U]``.
+
+    ``norm_offset=None``: the usual cosine (norms clamped at 1e-12). A number ``e``: ``a.b / (|a| |b| + e)``, the
+    cosine of the TRX-family code (``cos_sim``, e = 0.01 in HyRSM, MoLo and CLIP-FSAR).
+    """
+    if norm_offset is None:
+        q = F.normalize(query, dim=-1)
+        s = F.normalize(support, dim=-1)
+        return 1 - torch.einsum("qtc,suc->qstu", q, s)
+    dots = torch.einsum("qtc,suc->qstu", query, support)
+    norms = query.norm(dim=-1)[:, None, :, None] * support.norm(dim=-1)[None, :, None, :]
+    return 1 - dots / (norms + norm_offset)
+
+
+def offset_cosine_similarity(a: Tensor, b: Tensor, norm_offset: float) -> Tensor:
+    """``a.b / (|a| |b| + norm_offset)`` for every row pair: ``[N, C] x [M, C] -> [N, M]``."""
+    return (a @ b.transpose(0, 1)) / (a.norm(dim=-1)[:, None] * b.norm(dim=-1)[None, :] + norm_offset)
 
 
 class OTAM(FewShotClassifier):

@@ -16,8 +16,12 @@ and the result is R[n - 1, m + 1] (the last real cell R[n - 1, m - 1] when ``pad
   from (i-1, j) in the two padded columns. The path may run down the first padded column and leave the last
   one from any row, at no cost: leading and trailing query frames can stay unmatched, while every reference
   (prototype) frame is matched exactly once and in order, so a path always sums m costs.
-* ``moves="dtw"``: all three moves everywhere (classic DTW; with ``pad=True`` this is the variant of the
-  TRX-family / TA2N re-implementations, where a reference frame may also take several query frames).
+* ``moves="dtw"``: all three moves everywhere (classic DTW; with ``pad=True`` this is the variant of TA2N's
+  soft-DTW module, where a reference frame may also take several query frames).
+* ``moves="otam_trx"``: as ``"otam"``, plus the vertical move into the first real column (i-1, 1) -> (i, 1): the
+  recursion ``OTAM_cum_dist`` of the TRX-family code (TRX's repository, HyRSM, MoLo and CLIP-FSAR), where
+  several query frames may be matched to the first reference frame. Its top row is a plain running sum and
+  its soft-min a log-sum-exp, as here (clip_fsar.md §3, step 6).
 
 The recursion runs over anti-diagonals (cells with the same i + j do not depend on each other), so a matrix
 costs n + m + 1 vectorised steps, batched over every leading axis (all query-class pairs at once).
@@ -29,7 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-MOVES = ("otam", "dtw")
+MOVES = ("otam", "dtw", "otam_trx")
+# the move sets that need the zero-cost padding columns
+_PADDED_MOVES = ("otam", "otam_trx")
 
 
 def soft_min(values: Tensor, gamma: float, dim: int = -1) -> Tensor:
@@ -42,7 +48,7 @@ def soft_min(values: Tensor, gamma: float, dim: int = -1) -> Tensor:
 def soft_dtw(dist: Tensor, gamma: float = 0.1, moves: str = "otam", pad: bool = True) -> Tensor:
     """Soft-DTW cost of every matrix ``dist[..., n, m]`` -> ``[...]`` (see the module docstring).
 
-    ``gamma`` >= 0 (0: hard DTW). ``moves="otam"`` needs ``pad=True``. Half-precision input is computed in
+    ``gamma`` >= 0 (0: hard DTW). ``moves="otam"`` and ``"otam_trx"`` need ``pad=True``. Half-precision input is computed in
     float32 and returned in its own dtype.
     """
     if moves not in MOVES:
@@ -51,9 +57,9 @@ def soft_dtw(dist: Tensor, gamma: float = 0.1, moves: str = "otam", pad: bool = 
         raise ValueError(f"gamma must be >= 0; got {gamma}")
     if dist.dim() < 2 or dist.shape[-1] < 1 or dist.shape[-2] < 1:
         raise ValueError(f"dist must have shape [..., n, m] with n, m >= 1; got {tuple(dist.shape)}")
-    if moves == "otam" and not pad:
+    if moves in _PADDED_MOVES and not pad:
         raise ValueError(
-            "moves='otam' needs pad=True (without the padded columns rows can only advance diagonally)"
+            f"moves={moves!r} needs pad=True (without the padded columns rows can only advance diagonally)"
         )
     out_dtype = dist.dtype
     work = dist if dist.dtype in (torch.float32, torch.float64) else dist.float()
@@ -76,8 +82,10 @@ def soft_dtw(dist: Tensor, gamma: float = 0.1, moves: str = "otam", pad: bool = 
     cost = work[..., rows[None, :].expand_as(cols_c), cols_c]  # [..., K, n]
     if moves == "dtw":
         vertical_ok = torch.ones_like(in_range)
-    else:
+    elif moves == "otam":
         vertical_ok = (cols_c == 0) | (cols_c == w - 1)
+    else:  # otam_trx: also into the first real column
+        vertical_ok = (cols_c <= 1) | (cols_c == w - 1)
 
     fill = big.expand(*batch, 1)
 

@@ -233,9 +233,9 @@ def run_jobs(
 
 
 def _progress(total: int, initial: int, desc: str, enabled: bool):
-    from tqdm import tqdm
+    from fsar.progress import progress_bar
 
-    return tqdm(total=total, initial=initial, desc=desc, unit="video", disable=not enabled, file=sys.stderr)
+    return progress_bar(total, desc, "videos", initial=initial, enabled=enabled, stream=sys.stderr)
 
 
 def write_errors(out: Path, failed: Iterable[tuple[PrepareJob, str]]) -> Path | None:

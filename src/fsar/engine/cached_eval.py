@@ -19,12 +19,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from fsar.data.episodes import Episode
 from fsar.engine.episode_data import SplitClips
 from fsar.engine.protocol import EpisodeResult
 from fsar.models.base import Features, cat_features, select_features
+from fsar.progress import progress_bar
 
 
 @torch.no_grad()
@@ -39,9 +39,7 @@ def encode_videos(
     """Encode ``clips.records[i]`` for each ``i`` (in eval mode), in batches; features stay on ``device``."""
     rng = np.random.default_rng(0)  # unused by test-mode loading, which is deterministic
     parts: list[Features] = []
-    with tqdm(
-        total=len(video_indices), desc="encode", unit="video", leave=False, disable=None if progress else True
-    ) as bar:
+    with progress_bar(len(video_indices), "encode", "videos", leave=False, enabled=progress) as bar:
         for start in range(0, len(video_indices), batch_videos):
             chunk = list(video_indices[start : start + batch_videos])
             batch = clips.batch(chunk, [0] * len(chunk), train=False, rngs=[rng] * len(chunk)).to(device)
@@ -74,7 +72,9 @@ def evaluate_cached(
             feats = features
             position = torch.arange(len(clips.records))
         results = []
-        for ep in tqdm(episodes, desc="episodes", unit="ep", leave=False, disable=None if progress else True):
+        bar = progress_bar(len(episodes), "episodes", "ep", leave=False, enabled=progress)
+        for ep in episodes:
+            bar.update(1)
             s_idx = position[torch.as_tensor(ep.support)]
             q_idx = position[torch.as_tensor(ep.query)]
             support_labels = torch.as_tensor(ep.support_labels, device=device)
@@ -93,6 +93,7 @@ def evaluate_cached(
                     labels=tuple(ep.query_labels),
                 )
             )
+        bar.close()
         return results
     finally:
         model.train(was_training)

@@ -96,7 +96,7 @@ def extract_features(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run ``backbone`` over every video of ``clips`` (test-mode clips) and write the cache; returns the index."""
-    from tqdm import tqdm
+    from fsar.progress import progress_bar
 
     if not getattr(backbone, "frozen", False):
         raise FsarError(
@@ -121,7 +121,7 @@ def extract_features(
             write_feature_shard(out, name, shard_no, torch.cat(buffer))
             buffer, shard_no = [], shard_no + 1
 
-        bar = tqdm(total=len(ids), desc=f"features {name}", unit="video", disable=None if progress else True)
+        bar = progress_bar(len(ids), f"features {name}", "videos", enabled=progress)
         row = 0
         for start in range(0, len(ids), batch_videos):
             idx = list(range(start, min(start + batch_videos, len(ids))))

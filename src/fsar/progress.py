@@ -121,9 +121,9 @@ class LogProgress:
         now = self.clock()
         since = now - self.last_time
         step = 100.0 * (self._fraction(self.n) - self._fraction(self.last_n))
-        if since >= self.interval_s or (step >= self.percent and since >= self.min_interval_s):
-            if self.total is None or self.n < self.total:  # the final line comes from close()
-                self._write(now)
+        due = since >= self.interval_s or (step >= self.percent and since >= self.min_interval_s)
+        if due and (self.total is None or self.n < self.total):  # the final line comes from close()
+            self._write(now)
 
     def set_postfix(self, **values: Any) -> None:
         self.postfix = dict(values)

@@ -214,3 +214,38 @@ def test_feature_cache_parts_merge_into_the_single_machine_cache(synth, tmp_path
     single, merged = tree(tmp_path / "single"), tree(tmp_path / "parts")
     assert set(single) == {"index.json", *(f"test_{k:04d}.safetensors" for k in range(5))}
     assert merged == single
+
+
+@pytest.mark.slow
+def test_clip_store_parts_run_side_by_side(synth, tmp_path):
+    """Three parts started at once into one folder (shared storage): the result is the single-machine store."""
+    argv = ["data", "prepare", "demo_protonet_tiny", f"data.root={synth}", "--splits", "test"]
+    argv += ["--shard-videos", "4", "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "single")]) == 0
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "fsar", *argv, "--out", str(tmp_path / "parts"), "--part", f"{i}/3"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in (1, 2, 3)
+    ]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outputs
+    assert sum("all 3 parts done, checked and merged" in o for o in outputs) >= 1
+    assert tree(tmp_path / "parts") == tree(tmp_path / "single")
+
+
+def test_stores_in_parts_are_not_opened_before_the_merge(tmp_path):
+    from fsar.data.clip_store import ClipStore, ClipStoreError
+    from fsar.data.feature_store import FeatureCache
+    from fsar.errors import FsarError
+
+    start_part(tmp_path, Part(1, 2), "clip store", "plan", 4)
+    with pytest.raises(ClipStoreError, match="prepared in parts .* not merged yet.*merge-parts"):
+        ClipStore(tmp_path)
+    with pytest.raises(FsarError, match="extracted in parts .* not merged yet"):
+        FeatureCache(tmp_path)

@@ -26,7 +26,7 @@ import torch
 from fsar.data.keys import diff_keys, write_json_atomic
 from fsar.data.sources import LoadedVideo
 from fsar.errors import FsarError
-from fsar.parts import check_unit_files, gather_parts
+from fsar.parts import PARTS_DIR, check_unit_files, gather_parts
 
 CACHE_VERSION = 1
 FEATURES_KIND = "feature cache"
@@ -120,6 +120,11 @@ class FeatureCache:
     def __init__(self, root: str | Path, expected_key: dict[str, Any] | None = None) -> None:
         self.root = Path(root)
         index_path = self.root / "index.json"
+        if not index_path.is_file() and (self.root / PARTS_DIR).is_dir():
+            raise FsarError(
+                f"{self.root}: feature cache extracted in parts (--part I/N) and not merged yet; finish every "
+                f"part, or see which are missing with `fsar data merge-parts {self.root}`"
+            )
         if not index_path.is_file():
             raise FsarError(
                 f"{self.root}: not a feature cache (no index.json); create it with `fsar extract-features`"

@@ -72,28 +72,27 @@ def evaluate_cached(
             feats = features
             position = torch.arange(len(clips.records))
         results = []
-        bar = progress_bar(len(episodes), "episodes", "ep", leave=False, enabled=progress)
-        for ep in episodes:
-            bar.update(1)
-            s_idx = position[torch.as_tensor(ep.support)]
-            q_idx = position[torch.as_tensor(ep.query)]
-            support_labels = torch.as_tensor(ep.support_labels, device=device)
-            query_labels = torch.as_tensor(ep.query_labels, device=device)
-            logits = model.episode_logits(
-                select_features(feats, s_idx), support_labels, select_features(feats, q_idx)
-            )
-            pred = logits.argmax(dim=-1)
-            results.append(
-                EpisodeResult(
-                    episode=ep.index,
-                    correct=int((pred == query_labels).sum().item()),
-                    queries=len(ep.query),
-                    classes=tuple(ep.classes),
-                    predictions=tuple(int(p) for p in pred.tolist()),
-                    labels=tuple(ep.query_labels),
+        with progress_bar(len(episodes), "episodes", "ep", leave=False, enabled=progress) as bar:
+            for ep in episodes:
+                s_idx = position[torch.as_tensor(ep.support)]
+                q_idx = position[torch.as_tensor(ep.query)]
+                support_labels = torch.as_tensor(ep.support_labels, device=device)
+                query_labels = torch.as_tensor(ep.query_labels, device=device)
+                logits = model.episode_logits(
+                    select_features(feats, s_idx), support_labels, select_features(feats, q_idx)
                 )
-            )
-        bar.close()
+                pred = logits.argmax(dim=-1)
+                results.append(
+                    EpisodeResult(
+                        episode=ep.index,
+                        correct=int((pred == query_labels).sum().item()),
+                        queries=len(ep.query),
+                        classes=tuple(ep.classes),
+                        predictions=tuple(int(p) for p in pred.tolist()),
+                        labels=tuple(ep.query_labels),
+                    )
+                )
+                bar.update(1)
         return results
     finally:
         model.train(was_training)

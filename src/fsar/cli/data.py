@@ -11,7 +11,9 @@ import argparse
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "data", help="dataset tools (data check, data prepare)", description="Dataset tools."
+        "data",
+        help="dataset tools (data check, data prepare, data merge-parts)",
+        description="Dataset tools.",
     )
     sub = p.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
     p.set_defaults(func=run, data_parser=p)
@@ -54,8 +56,10 @@ def register(subparsers) -> None:
     c.add_argument("--json", default=None, metavar="OUT", help="also write the report as JSON to OUT")
     c.set_defaults(func=run_check)
     from fsar.cli.data_prepare import register_prepare
+    from fsar.cli.merge_parts import register_merge
 
     register_prepare(sub)
+    register_merge(sub)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 
+from fsar.parts import PART_HELP, part_argument
+
 
 def register_prepare(sub) -> None:
     """Add ``prepare`` to the ``fsar data`` sub-commands."""
@@ -46,6 +48,7 @@ def register_prepare(sub) -> None:
     p.add_argument("--retry-failed", action="store_true", help="store: redo the shards holding failed videos")
     p.add_argument("--jpeg-quality", type=int, default=95, help="frames: JPEG quality 1-100 (default 95)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--part", type=part_argument, default=None, metavar="I/N", help=PART_HELP)
     p.set_defaults(func=run_prepare)
 
 
@@ -77,7 +80,13 @@ def run_prepare(args: argparse.Namespace) -> int:
     progress = not args.no_progress
     if args.format == "frames":
         report = prepare.prepare_frame_folders(
-            bench, args.out, splits=names, quality=args.jpeg_quality, workers=args.workers, progress=progress
+            bench,
+            args.out,
+            splits=names,
+            quality=args.jpeg_quality,
+            workers=args.workers,
+            progress=progress,
+            part=args.part,
         )
         use = f"data.root={args.out}"
     else:
@@ -96,6 +105,7 @@ def run_prepare(args: argparse.Namespace) -> int:
             workers=args.workers,
             retry_failed=args.retry_failed,
             progress=progress,
+            part=args.part,
         )
         use = f"data.clip_store={args.out}"
     print(f"fsar data prepare ({report.fmt}): {report.summary()}")
@@ -106,6 +116,17 @@ def run_prepare(args: argparse.Namespace) -> int:
             print(f"  FAILED {job.split} line {job.line} {job.entry}: {reason}", file=sys.stderr)
         if len(report.failed) > 20:
             print(f"  ... and {len(report.failed) - 20} more", file=sys.stderr)
-        print(f"fsar data prepare: the list of failures is in {report.out / 'errors.txt'}", file=sys.stderr)
+        if args.part is None or report.merged:
+            print(
+                f"fsar data prepare: the list of failures is in {report.out / 'errors.txt'}", file=sys.stderr
+            )
+    if args.part is not None and not report.merged:
+        print(
+            "waiting for the other parts; the last to finish merges them (or run "
+            f"`fsar data merge-parts {args.out}`)"
+        )
+        return 1 if report.failed else 0
+    if args.part is not None:
+        print(f"all {args.part.count} parts done, checked and merged")
     print(f"use it with {use}")
     return 1 if report.failed else 0

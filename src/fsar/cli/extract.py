@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from fsar.cli.overrides import add_overrides
+from fsar.parts import PART_HELP, part_argument
 
 
 def register(subparsers) -> None:
@@ -21,6 +22,9 @@ def register(subparsers) -> None:
     p.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32"))
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-videos", type=int, default=16)
+    p.add_argument("--shard-videos", type=int, default=1024, help="videos per shard file (1024)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--part", type=part_argument, default=None, metavar="I/N", help=PART_HELP)
     p.set_defaults(func=run)
 
 
@@ -47,7 +51,18 @@ def run(args: argparse.Namespace) -> int:
         resolve_device(args.device),
         dtype=args.dtype,
         batch_videos=args.batch_videos,
+        shard_videos=args.shard_videos,
+        progress=not args.no_progress,
+        part=args.part,
     )
+    if index is None:
+        print(
+            f"feature cache: part {args.part} done; waiting for the other parts, the last to finish merges them "
+            f"(or run `fsar data merge-parts {args.out}`)"
+        )
+        return 0
+    if args.part is not None:
+        print(f"feature cache: all {args.part.count} parts done, checked and merged")
     size = torch.empty((), dtype=DTYPES[args.dtype]).element_size()
     for name, s in cache_summary(index, size).items():
         print(

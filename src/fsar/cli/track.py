@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from fsar.parts import PART_HELP, part_argument
+
 
 def _tracker_option(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
@@ -112,6 +114,7 @@ def register(subparsers) -> None:
         "--overwrite", action="store_true", help="re-track videos whose output is already complete"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--part", type=part_argument, default=None, metavar="I/N", help=PART_HELP)
     p.set_defaults(func=run)
 
 
@@ -209,6 +212,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"fsar track: error: no videos found (searched {args.videos or args.root})", file=sys.stderr)
         return 1
 
+    if args.part is not None:
+        return _run_part(args, jobs, missing, settings, out_dir)
     report = run_tracking(
         jobs, settings, workers=args.workers, progress=not args.no_progress, overwrite=args.overwrite
     )
@@ -225,3 +230,36 @@ def run(args: argparse.Namespace) -> int:
         print(f"fsar track: the list of failures is in {error_file}", file=sys.stderr)
         return 1
     return 0
+
+
+def _run_part(args: argparse.Namespace, jobs, missing, settings, out_dir) -> int:
+    """``--part I/N``: track this part's videos; the last part to finish checks all parts and writes errors.txt."""
+    import sys
+
+    from fsar.tracking.parts import track_part
+
+    entries = [str(getattr(record, "entry", record.video_id)) for record in missing]
+    report, merged = track_part(
+        jobs,
+        entries,
+        settings,
+        out_dir,
+        args.part,
+        workers=args.workers,
+        progress=not args.no_progress,
+        overwrite=args.overwrite,
+    )
+    print(f"fsar track: part {args.part}: {report.summary()}; outputs in {out_dir}")
+    for source, message in report.failed[:20]:
+        print(f"  FAILED {source}: {message}", file=sys.stderr)
+    if len(report.failed) > 20:
+        print(f"  ... and {len(report.failed) - 20} more", file=sys.stderr)
+    if merged is None:
+        print(
+            f"fsar track: waiting for the other parts; the last to finish merges them (or run "
+            f"`fsar data merge-parts {out_dir}`)"
+        )
+    else:
+        failed = sum(len(m["errors"]) for m in merged)
+        print(f"fsar track: all {args.part.count} parts done and checked; {failed} failure(s) in all")
+    return 1 if report.failed else 0

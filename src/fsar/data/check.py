@@ -269,10 +269,10 @@ def check_benchmark(
             report.splits.append(SplitCheck(name, str(benchmark.split_files[name]), 0, 0, error=str(exc)))
     bar = None
     if progress and decode:
-        from tqdm import tqdm
+        from fsar.progress import progress_bar
 
         total = sum(len(d.present) for d in loaded.values())
-        bar = tqdm(total=total, desc="check" + (" --full" if full else ""), unit="video", disable=None)
+        bar = progress_bar(total, "check" + (" --full" if full else ""), "videos")
     try:
         for name, data in loaded.items():
             exp_c = (spec.expected_classes or {}).get(name)

@@ -50,6 +50,7 @@ import numpy as np
 from fsar.data.keys import diff_keys, file_hash
 from fsar.data.video import Video
 from fsar.errors import FsarError, MissingVideosError, VideoError
+from fsar.parts import PARTS_DIR
 
 STORE_VERSION = 1
 INDEX_FILE = "index.json"
@@ -263,6 +264,11 @@ class ClipStore:
         self.root = Path(root)
         index_path = self.root / INDEX_FILE
         if not index_path.is_file():
+            if (self.root / PARTS_DIR).is_dir():
+                raise ClipStoreError(
+                    f"{self.root}: clip store prepared in parts (--part I/N) and not merged yet; finish every "
+                    f"part, or see which are missing with `fsar data merge-parts {self.root}`"
+                )
             if (self.root / BUILD_FILE).is_file():
                 raise ClipStoreError(
                     f"{self.root}: unfinished clip store (`fsar data prepare` was interrupted or is running); "

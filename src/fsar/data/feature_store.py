@@ -26,8 +26,10 @@ import torch
 from fsar.data.keys import diff_keys, write_json_atomic
 from fsar.data.sources import LoadedVideo
 from fsar.errors import FsarError
+from fsar.parts import PARTS_DIR, check_unit_files, gather_parts
 
 CACHE_VERSION = 1
+FEATURES_KIND = "feature cache"
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
@@ -44,6 +46,49 @@ def write_feature_shard(root: str | Path, split: str, k: int, features: torch.Te
     save_file({"features": features.contiguous()}, str(tmp))
     os.replace(tmp, path)
     return path
+
+
+def read_shard_shape(path: str | Path) -> list[int]:
+    """The shape of a shard's ``features`` tensor, from its header (no data read)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return list(f.get_slice("features").get_shape())
+
+
+def check_part_folder(root: str | Path, key: dict[str, Any]) -> None:
+    """Before a part (``--part I/N``) writes into ``root``: refuse a finished cache made for another key."""
+    index = Path(root) / "index.json"
+    if index.is_file():
+        have = json.loads(index.read_text(encoding="utf-8"))["key"]
+        diffs = diff_keys(have, key, "the cache", "this part")
+        if diffs:
+            raise FsarError(
+                f"{root}: holds a feature cache made for another configuration: " + "; ".join(diffs) + ". "
+                "Extract the parts into another --out folder (or delete this one)."
+            )
+
+
+def merge_feature_parts(root: str | Path, manifests: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Check the parts of a feature cache in ``root`` (every shard there) and write ``index.json``, the same as a
+    single-machine ``fsar extract-features`` writes; returns the index."""
+    root = Path(root)
+    manifests = manifests if manifests is not None else gather_parts(root, FEATURES_KIND)
+    check_unit_files(root, manifests, set())
+    data = manifests[0]["data"]
+    shard_videos = data["shard_videos"]
+    shapes: dict[str, list[int]] = {}
+    for m in manifests:
+        shapes.update(m["data"]["shapes"])
+    index: dict[str, Any] = {"key": data["key"], "splits": {}}
+    for name, ids in data["splits"]:
+        entries: dict[str, list] = {}
+        for i, video_id in enumerate(ids):
+            entries[video_id] = [i // shard_videos, i % shard_videos]
+        count = (len(ids) + shard_videos - 1) // shard_videos
+        index["splits"][name] = {"videos": entries, "shape": shapes.get(name), "shards": count}
+    write_feature_index(root, index)
+    return index
 
 
 def write_feature_index(root: str | Path, index: dict[str, Any]) -> Path:
@@ -75,6 +120,11 @@ class FeatureCache:
     def __init__(self, root: str | Path, expected_key: dict[str, Any] | None = None) -> None:
         self.root = Path(root)
         index_path = self.root / "index.json"
+        if not index_path.is_file() and (self.root / PARTS_DIR).is_dir():
+            raise FsarError(
+                f"{self.root}: feature cache extracted in parts (--part I/N) and not merged yet; finish every "
+                f"part, or see which are missing with `fsar data merge-parts {self.root}`"
+            )
         if not index_path.is_file():
             raise FsarError(
                 f"{self.root}: not a feature cache (no index.json); create it with `fsar extract-features`"

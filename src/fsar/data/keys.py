@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def write_json_atomic(path: str | Path, payload: Any, indent: int | None = None)
     """Write JSON to ``path`` through a temporary file in the same folder and an atomic rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{uuid.uuid4().hex[:8]}")  # unique on shared storage
     tmp.write_text(json.dumps(payload, indent=indent), encoding="utf-8")
     os.replace(tmp, path)
     return path

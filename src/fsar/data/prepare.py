@@ -25,6 +25,7 @@ import os
 import shutil
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -45,10 +46,24 @@ from fsar.data.clip_store import (
     stored_size,
 )
 from fsar.data.keys import diff_keys, write_json_atomic
+from fsar.parts import (
+    PARTS_DIR,
+    Part,
+    PartsError,
+    check_unit_files,
+    finish_part,
+    gather_parts,
+    merged_errors,
+    plan_hash,
+    start_part,
+    write_errors_file,
+)
 
 DEFAULT_MAX_FRAMES = 512
 DEFAULT_SHARD_VIDEOS = 256
 FRAME_PATTERN = "img_{:05d}.jpg"
+STORE_KIND = "clip store"
+FRAMES_KIND = "frame folders"
 
 
 @dataclass
@@ -88,11 +103,14 @@ class PrepareReport:
     bytes: int = 0
     frames: int = 0
     seconds: float = 0.0
+    part: Part | None = None  # --part I/N: what this part did (``total`` counts its videos only)
+    merged: bool = False  # a part run: all parts were finished, checked and merged
 
     def summary(self) -> str:
         rate = self.done / self.seconds if self.seconds > 0 else 0.0
         return (
-            f"{self.total} videos: {self.done} prepared now, {self.skipped} already done, {len(self.failed)} "
+            ("" if self.part is None else f"part {self.part}: ")
+            + f"{self.total} videos: {self.done} prepared now, {self.skipped} already done, {len(self.failed)} "
             f"failed; {self.frames:,} frames, {self.bytes / 1e9:.3f} GB written in {self.seconds:.1f} s "
             f"({rate:.2f} videos/s)"
         )
@@ -233,9 +251,9 @@ def run_jobs(
 
 
 def _progress(total: int, initial: int, desc: str, enabled: bool):
-    from tqdm import tqdm
+    from fsar.progress import progress_bar
 
-    return tqdm(total=total, initial=initial, desc=desc, unit="video", disable=not enabled, file=sys.stderr)
+    return progress_bar(total, desc, "videos", initial=initial, enabled=enabled, stream=sys.stderr)
 
 
 def write_errors(out: Path, failed: Iterable[tuple[PrepareJob, str]]) -> Path | None:
@@ -348,7 +366,7 @@ def _write_split_table(folder: Path, tables: list[dict]) -> dict[str, Any]:
         "idx_start": starts,
         "indices": np.array([i for _, v in rows for i in v["indices"]], dtype=np.int64),
     }
-    tmp = folder / f".{TABLE_FILE}.tmp{os.getpid()}"
+    tmp = folder / f".{TABLE_FILE}.tmp{os.getpid()}-{uuid.uuid4().hex[:8]}"
     with open(tmp, "wb") as f:
         np.savez(f, **arrays)
     os.replace(tmp, folder / TABLE_FILE)
@@ -382,13 +400,18 @@ def _store_jobs(bench: Benchmark, splits: Sequence[str], shard_videos: int, trac
     return jobs
 
 
-def _check_build(out: Path, key: dict, layout: dict) -> dict:
-    """Refuse a folder holding another store's build; returns the key to record (split files merged)."""
+def _check_build(out: Path, key: dict, layout: dict, splits: Sequence[str] = ()) -> dict:
+    """Refuse a folder holding another store's build; returns the key to record (split files merged). Parts of a
+    store being built (their manifests and ``splits`` folders) are allowed; :func:`fsar.parts.start_part` checks
+    that they belong to the same store."""
     import json
 
     path = out / BUILD_FILE
     if not path.is_file():
-        if out.exists() and any(p.name not in (ERRORS_FILE,) for p in out.iterdir()):
+        allowed = {ERRORS_FILE}
+        if (out / PARTS_DIR).is_dir():
+            allowed |= {PARTS_DIR, *splits}
+        if out.exists() and any(p.name not in allowed for p in out.iterdir()):
             raise ClipStoreError(
                 f"{out}: the folder is not empty and holds no clip store being built; choose an empty --out"
             )
@@ -423,8 +446,12 @@ def prepare_clip_store(
     workers: int = 1,
     retry_failed: bool = False,
     progress: bool = True,
+    part: Part | None = None,
 ) -> PrepareReport:
-    """Build (or finish) the clip store of ``bench``'s ``splits`` in ``out``; see the module docstring."""
+    """Build (or finish) the clip store of ``bench``'s ``splits`` in ``out``; see the module docstring. With
+    ``part`` (``--part I/N``), build only that part's shards (shard ``u`` of the store, counting the splits' shards
+    in order, goes to part ``u mod N + 1``; :mod:`fsar.parts`); the last part to finish writes the split tables,
+    ``errors.txt``, ``build.json`` and ``index.json`` (:func:`merge_clip_store_parts`)."""
     start = time.perf_counter()
     out = Path(out)
     if shard_videos < 1 or max_frames < 1:
@@ -432,28 +459,38 @@ def prepare_clip_store(
     files = {n: bench.split_files[n] for n in splits}
     key = store_key(bench.name, files, num_frames, frame_sampler, resize_short, resize_to, tracks is not None)
     layout = {"shard_videos": int(shard_videos), "max_frames": int(max_frames)}
-    recorded = _check_build(out, key, layout)
+    recorded = _check_build(out, key, layout, splits)
+    jobs = _store_jobs(bench, splits, shard_videos, Path(tracks) if tracks is not None else None)
+    every = [
+        (name, k) for name, js in jobs.items() for k in range((len(js) + shard_videos - 1) // shard_videos)
+    ]
+    shards = every
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / BUILD_FILE, {"key": recorded, "layout": layout}, indent=2)
+    plan = plan_hash({"kind": STORE_KIND, "key": key, "layout": layout, "splits": _split_sizes(jobs)})
+    if part is None:
+        write_json_atomic(out / BUILD_FILE, {"key": recorded, "layout": layout}, indent=2)
+    else:
+        start_part(out, part, STORE_KIND, plan, len(every))
+        shards = [s for u, s in enumerate(every) if part.owns(u)]
     settings = StoreSettings(
         num_frames, frame_sampler, resize_short, tuple(resize_to) if resize_to else None, int(max_frames)
     )
-    jobs = _store_jobs(bench, splits, shard_videos, Path(tracks) if tracks is not None else None)
-    report = PrepareReport(out, "clip store", total=sum(len(j) for j in jobs.values()))
+    report = PrepareReport(out, "clip store", part=part)
 
     todo: list[PrepareJob] = []
     writers: dict[tuple[str, int], _ShardWriter] = {}
-    for name, split_jobs in jobs.items():
+    for name in jobs:
+        (out / name).mkdir(exist_ok=True)
+    for name, k in shards:
         folder = out / name
-        folder.mkdir(exist_ok=True)
-        for k in range(0, (len(split_jobs) + shard_videos - 1) // shard_videos):
-            members = split_jobs[k * shard_videos : (k + 1) * shard_videos]
-            table = _load_shard_table(folder, k)
-            if table is not None and not (retry_failed and table["failed"]):
-                report.skipped += len(members)
-                continue
-            writers[(name, k)] = _ShardWriter(folder, k, members)
-            todo.extend(members)
+        members = jobs[name][k * shard_videos : (k + 1) * shard_videos]
+        report.total += len(members)
+        table = _load_shard_table(folder, k)
+        if table is not None and not (retry_failed and table["failed"]):
+            report.skipped += len(members)
+            continue
+        writers[(name, k)] = _ShardWriter(folder, k, members)
+        todo.extend(members)
 
     bar = _progress(report.total, report.skipped, "prepare", progress)
 
@@ -486,17 +523,58 @@ def prepare_clip_store(
     if writers:
         raise ClipStoreError(f"{out}: {len(writers)} shard(s) unfinished; re-run the same command")
 
-    summary = {}
-    for name in jobs:
-        count = (len(jobs[name]) + shard_videos - 1) // shard_videos
-        tables = [_load_shard_table(out / name, k) for k in range(count)]
-        summary[name] = _write_split_table(out / name, tables)
-    failed_jobs = {(j.split, j.entry): j for js in jobs.values() for j in js}
-    report.failed = [(failed_jobs[(n, e)], r) for n, s in summary.items() for e, r in s["failed"].items()]
-    report.failed.sort(key=lambda item: (list(jobs).index(item[0].split), item[0].line))
-    write_errors(out, report.failed)
+    order = list(jobs)
+    by_entry = {(j.split, j.entry): j for js in jobs.values() for j in js}
+    for name, k in shards:
+        failed = _load_shard_table(out / name, k)["failed"]
+        report.failed.extend((by_entry[(name, e)], r) for e, r in failed.items())
+    report.failed.sort(key=lambda item: (order.index(item[0].split), item[0].line))
+    if part is None:
+        write_errors(out, report.failed)
+        _finish_store(out, _split_sizes(jobs), recorded, layout)
+    else:
+        errors = [([order.index(j.split), j.line], _error_line(j, r)) for j, r in report.failed]
+        data = {"key": key, "layout": layout, "splits": _split_sizes(jobs)}
+        units = [_shard_unit(name, k) for name, k in shards]
+        finish_part(out, part, STORE_KIND, plan, len(every), units, errors, data)
+        report.merged = _merge_if_last(out, STORE_KIND, merge_clip_store_parts)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _split_sizes(jobs: dict[str, list[PrepareJob]]) -> list[list]:
+    return [[name, len(js)] for name, js in jobs.items()]
+
+
+def _shard_unit(split: str, k: int) -> str:
+    return f"{split}/shard_{k:05d}.u8"
+
+
+def _error_line(job: PrepareJob, reason: str) -> str:
+    return f"{job.split} line {job.line} {job.entry}: {reason}\n"
+
+
+def _merge_if_last(out: Path, kind: str, merge) -> bool:
+    """Merge the parts in ``out`` if every part is finished (this part was the last); False otherwise."""
+    try:
+        manifests = gather_parts(out, kind)
+    except PartsError:  # others unfinished (the last one merges), or inconsistent (merge-parts says how)
+        return False
+    merge(out, manifests)
+    return True
+
+
+def _finish_store(out: Path, split_sizes: list[list], recorded: dict, layout: dict) -> None:
+    """Gather the shard tables of every split into ``table.npz`` and write ``index.json`` (last)."""
     import json
 
+    shard_videos = layout["shard_videos"]
+    summary = {}
+    for name, size in split_sizes:
+        count = (size + shard_videos - 1) // shard_videos
+        summary[name] = _write_split_table(
+            out / name, [_load_shard_table(out / name, k) for k in range(count)]
+        )
     index_path = out / INDEX_FILE
     earlier = json.loads(index_path.read_text(encoding="utf-8"))["splits"] if index_path.is_file() else {}
     write_json_atomic(
@@ -510,8 +588,21 @@ def prepare_clip_store(
         },
         indent=1,
     )
-    report.seconds = time.perf_counter() - start
-    return report
+
+
+def merge_clip_store_parts(out: str | Path, manifests: list[dict] | None = None) -> list[dict]:
+    """Check the parts of a clip store in ``out`` (every shard there) and write what a single-machine prepare
+    writes at its end: ``build.json``, the split tables, ``errors.txt`` and ``index.json``."""
+    out = Path(out)
+    manifests = manifests if manifests is not None else gather_parts(out, STORE_KIND)
+    check_unit_files(out, manifests, set())
+    data = manifests[0]["data"]
+    names = [name for name, _ in data["splits"]]
+    recorded = _check_build(out, data["key"], data["layout"], names)
+    write_json_atomic(out / BUILD_FILE, {"key": recorded, "layout": data["layout"]}, indent=2)
+    write_errors_file(out / ERRORS_FILE, merged_errors(manifests))
+    _finish_store(out, data["splits"], recorded, data["layout"])
+    return manifests
 
 
 # ------------------------------------------------------------------------------------------------ frame folders
@@ -536,9 +627,12 @@ def prepare_frame_folders(
     quality: int = 95,
     workers: int = 1,
     progress: bool = True,
+    part: Part | None = None,
 ) -> PrepareReport:
     """Write every video of ``bench``'s ``splits`` as a JPEG frame folder under ``out`` (see the module docstring).
-    Use ``out`` as the videos root afterwards (``data.root``, ``--root``)."""
+    Use ``out`` as the videos root afterwards (``data.root``, ``--root``). With ``part`` (``--part I/N``), only
+    that part's videos: video ``u`` (in split order, each once) goes to part ``u mod N + 1`` (:mod:`fsar.parts`);
+    the last part to finish writes ``errors.txt`` (:func:`merge_frame_folder_parts`)."""
     start = time.perf_counter()
     out = Path(out)
     if not 1 <= quality <= 100:
@@ -556,7 +650,13 @@ def prepare_frame_folders(
             jobs.append(
                 PrepareJob(name, r.entry, r.line, str(r.path) if r.path is not None else None, output=output)
             )
-    report = PrepareReport(out, "frame folders", total=len(jobs))
+    every = jobs
+    if part is not None:
+        names = [_frames_unit(out, j) for j in every]
+        plan = plan_hash({"kind": FRAMES_KIND, "units": names, "quality": int(quality)})
+        start_part(out, part, FRAMES_KIND, plan, len(every))
+        jobs = [j for u, j in enumerate(every) if part.owns(u)]
+    report = PrepareReport(out, "frame folders", total=len(jobs), part=part)
     todo = []
     for job in jobs:
         if job.path is None:
@@ -581,6 +681,30 @@ def prepare_frame_folders(
     finally:
         bar.close()
     report.failed.sort(key=lambda item: (list(splits).index(item[0].split), item[0].line))
-    write_errors(out, report.failed)
+    if part is None:
+        write_errors(out, report.failed)
+    else:
+        errors = [([list(splits).index(j.split), j.line], _error_line(j, r)) for j, r in report.failed]
+        failed_units = sorted(_frames_unit(out, j) for j, _ in report.failed)
+        units = [_frames_unit(out, j) for j in jobs]
+        finish_part(out, part, FRAMES_KIND, plan, len(every), units, errors, {"failed_units": failed_units})
+        report.merged = _merge_if_last(out, FRAMES_KIND, merge_frame_folder_parts)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _frames_unit(out: Path, job: PrepareJob) -> str:
+    """A frame-folder unit's name: its folder relative to ``out``, or ``<split> line N`` for a missing video."""
+    if job.output is None:
+        return f"{job.split} line {job.line}"
+    return Path(job.output).relative_to(out).as_posix()
+
+
+def merge_frame_folder_parts(out: str | Path, manifests: list[dict] | None = None) -> list[dict]:
+    """Check the parts of a frame-folder prepare in ``out`` (every folder there) and write ``errors.txt``."""
+    out = Path(out)
+    manifests = manifests if manifests is not None else gather_parts(out, FRAMES_KIND)
+    failed = {name for m in manifests for name in m["data"].get("failed_units", [])}
+    check_unit_files(out, manifests, failed)
+    write_errors_file(out / ERRORS_FILE, merged_errors(manifests))
+    return manifests

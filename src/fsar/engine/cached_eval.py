@@ -19,12 +19,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from fsar.data.episodes import Episode
 from fsar.engine.episode_data import SplitClips
 from fsar.engine.protocol import EpisodeResult
 from fsar.models.base import Features, cat_features, select_features
+from fsar.progress import progress_bar
 
 
 @torch.no_grad()
@@ -39,9 +39,7 @@ def encode_videos(
     """Encode ``clips.records[i]`` for each ``i`` (in eval mode), in batches; features stay on ``device``."""
     rng = np.random.default_rng(0)  # unused by test-mode loading, which is deterministic
     parts: list[Features] = []
-    with tqdm(
-        total=len(video_indices), desc="encode", unit="video", leave=False, disable=None if progress else True
-    ) as bar:
+    with progress_bar(len(video_indices), "encode", "videos", leave=False, enabled=progress) as bar:
         for start in range(0, len(video_indices), batch_videos):
             chunk = list(video_indices[start : start + batch_videos])
             batch = clips.batch(chunk, [0] * len(chunk), train=False, rngs=[rng] * len(chunk)).to(device)
@@ -74,25 +72,27 @@ def evaluate_cached(
             feats = features
             position = torch.arange(len(clips.records))
         results = []
-        for ep in tqdm(episodes, desc="episodes", unit="ep", leave=False, disable=None if progress else True):
-            s_idx = position[torch.as_tensor(ep.support)]
-            q_idx = position[torch.as_tensor(ep.query)]
-            support_labels = torch.as_tensor(ep.support_labels, device=device)
-            query_labels = torch.as_tensor(ep.query_labels, device=device)
-            logits = model.episode_logits(
-                select_features(feats, s_idx), support_labels, select_features(feats, q_idx)
-            )
-            pred = logits.argmax(dim=-1)
-            results.append(
-                EpisodeResult(
-                    episode=ep.index,
-                    correct=int((pred == query_labels).sum().item()),
-                    queries=len(ep.query),
-                    classes=tuple(ep.classes),
-                    predictions=tuple(int(p) for p in pred.tolist()),
-                    labels=tuple(ep.query_labels),
+        with progress_bar(len(episodes), "episodes", "ep", leave=False, enabled=progress) as bar:
+            for ep in episodes:
+                s_idx = position[torch.as_tensor(ep.support)]
+                q_idx = position[torch.as_tensor(ep.query)]
+                support_labels = torch.as_tensor(ep.support_labels, device=device)
+                query_labels = torch.as_tensor(ep.query_labels, device=device)
+                logits = model.episode_logits(
+                    select_features(feats, s_idx), support_labels, select_features(feats, q_idx)
                 )
-            )
+                pred = logits.argmax(dim=-1)
+                results.append(
+                    EpisodeResult(
+                        episode=ep.index,
+                        correct=int((pred == query_labels).sum().item()),
+                        queries=len(ep.query),
+                        classes=tuple(ep.classes),
+                        predictions=tuple(int(p) for p in pred.tolist()),
+                        labels=tuple(ep.query_labels),
+                    )
+                )
+                bar.update(1)
         return results
     finally:
         model.train(was_training)

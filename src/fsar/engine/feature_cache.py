@@ -20,10 +20,15 @@ from torch import nn
 from fsar.data.feature_store import (
     CACHE_VERSION,
     DTYPES,
+    FEATURES_KIND,
     FeatureCache,
     FeatureClips,
     cache_summary,
     check_feature_key,
+    check_part_folder,
+    merge_feature_parts,
+    read_shard_shape,
+    shard_path,
     write_feature_index,
     write_feature_shard,
 )
@@ -31,6 +36,7 @@ from fsar.data.keys import file_hash
 from fsar.engine.config import Config
 from fsar.engine.episode_data import SplitClips
 from fsar.errors import FsarError
+from fsar.parts import Part, PartsError, finish_part, gather_parts, plan_hash, start_part
 
 
 def state_dict_hash(module: nn.Module) -> str:
@@ -94,55 +100,104 @@ def extract_features(
     batch_videos: int = 16,
     shard_videos: int = 1024,
     progress: bool = True,
-) -> dict[str, Any]:
-    """Run ``backbone`` over every video of ``clips`` (test-mode clips) and write the cache; returns the index."""
-    from tqdm import tqdm
+    part: Part | None = None,
+) -> dict[str, Any] | None:
+    """Run ``backbone`` over every video of ``clips`` (test-mode clips) and write the cache; returns the index.
+
+    With ``part`` (``--part I/N``), only that part's shards are computed (shard ``u``, counting the splits' shards
+    in order, goes to part ``u mod N + 1``; :mod:`fsar.parts`); shards already written are kept (resume), and the
+    last part to finish writes ``index.json`` (:func:`fsar.data.feature_store.merge_feature_parts`). Batches are
+    the same as a single run's (a batch across two parts' shards is computed whole), so the shards are
+    byte-identical to it. Returns the index, or None for a part whose siblings are not finished."""
+    from fsar.progress import progress_bar
 
     if not getattr(backbone, "frozen", False):
         raise FsarError(
             f"backbone {cfg.model.backbone!r} is trainable: cached features would go stale as it trains; "
             "freeze it (backbone_kwargs: {frozen: true}) to cache its features"
         )
+    if batch_videos < 1 or shard_videos < 1:
+        raise ValueError(f"batch_videos and shard_videos must be >= 1, got {batch_videos} and {shard_videos}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     backbone = backbone.to(device).eval()
-    index: dict[str, Any] = {"key": cache_key(cfg, backbone, split_files, dtype), "splits": {}}
+    key = cache_key(cfg, backbone, split_files, dtype)
+    index: dict[str, Any] = {"key": key, "splits": {}}
+    ids_of = {name: [str(r.video_id) for r in split.records] for name, split in clips.items()}
+    units = [
+        (name, k)
+        for name, ids in ids_of.items()
+        for k in range((len(ids) + shard_videos - 1) // shard_videos)
+    ]
+    mine = set(units)
+    if part is not None:
+        check_part_folder(out, key)
+        sizes = [[name, len(ids)] for name, ids in ids_of.items()]
+        plan = plan_hash(
+            {
+                "kind": FEATURES_KIND,
+                "key": key,
+                "splits": sizes,
+                "shard_videos": shard_videos,
+                "batch": batch_videos,
+            }
+        )
+        start_part(out, part, FEATURES_KIND, plan, len(units))
+        mine = {u for i, u in enumerate(units) if part.owns(i)}
+    shapes: dict[str, list[int]] = {}
     rng = np.random.default_rng(0)  # unused by test-mode loading, which is deterministic
     for name, split in clips.items():
-        entries: dict[str, list] = {}
-        buffer: list[torch.Tensor] = []
-        shard_no = 0
-        ids = [str(r.video_id) for r in split.records]
-
-        def flush(name: str = name) -> None:
-            nonlocal buffer, shard_no
-            if not buffer:
-                return
-            write_feature_shard(out, name, shard_no, torch.cat(buffer))
-            buffer, shard_no = [], shard_no + 1
-
-        bar = tqdm(total=len(ids), desc=f"features {name}", unit="video", disable=None if progress else True)
-        row = 0
+        ids = ids_of[name]
+        todo = {k for (n, k) in mine if n == name}
+        if part is not None:  # resume: a shard file is written atomically, so one that exists is complete
+            for k in sorted(todo):
+                path = shard_path(out, name, k)
+                if path.is_file():
+                    shapes[name] = read_shard_shape(path)[1:]
+                    todo.discard(k)
+        size = {k: min(shard_videos, len(ids) - k * shard_videos) for k in todo}
+        buffers: dict[int, list[torch.Tensor]] = {k: [] for k in todo}
+        bar = progress_bar(sum(size.values()), f"features {name}", "videos", enabled=progress)
         for start in range(0, len(ids), batch_videos):
             idx = list(range(start, min(start + batch_videos, len(ids))))
+            if not any(i // shard_videos in todo for i in idx):
+                continue
             batch = split.batch(idx, [0] * len(idx), train=False, rngs=[rng] * len(idx))
             frames = batch.frames.to(device)
             b, t = frames.shape[:2]
             maps = backbone(frames.flatten(0, 1))
             maps = maps.reshape(b, t, *maps.shape[1:]).to(DTYPES[dtype]).cpu()
-            for k, i in enumerate(idx):
-                if row == shard_videos:
-                    flush()
-                    row = 0
-                buffer.append(maps[k : k + 1])
-                entries[ids[i]] = [shard_no, row]
-                row += 1
-            bar.update(len(idx))
-        flush()
+            shapes[name] = list(maps.shape[1:])
+            for j, i in enumerate(idx):
+                k = i // shard_videos
+                if k not in todo:
+                    continue
+                buffers[k].append(maps[j : j + 1])
+                bar.update(1)
+                if len(buffers[k]) == size[k]:
+                    write_feature_shard(out, name, k, torch.cat(buffers.pop(k)))
         bar.close()
-        index["splits"][name] = {"videos": entries, "shape": list(maps.shape[1:]), "shards": shard_no}
-    write_feature_index(out, index)
-    return index
+        entries: dict[str, list] = {}
+        for i, video_id in enumerate(ids):
+            entries[video_id] = [i // shard_videos, i % shard_videos]
+        count = (len(ids) + shard_videos - 1) // shard_videos
+        index["splits"][name] = {"videos": entries, "shape": shapes.get(name), "shards": count}
+    if part is None:
+        write_feature_index(out, index)
+        return index
+    data = {
+        "key": key,
+        "splits": [[name, ids_of[name]] for name in clips],
+        "shard_videos": shard_videos,
+        "shapes": shapes,
+    }
+    names = [shard_path(out, n, k).name for n, k in units if (n, k) in mine]
+    finish_part(out, part, FEATURES_KIND, plan, len(units), names, [], data)
+    try:
+        manifests = gather_parts(out, FEATURES_KIND)
+    except PartsError:  # other parts unfinished (the last one merges), or inconsistent (merge-parts says how)
+        return None
+    return merge_feature_parts(out, manifests)
 
 
 def open_for_run(cfg: Config, clips: dict[str, SplitClips]) -> tuple[dict[str, SplitClips], nn.Module]:

@@ -42,7 +42,6 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from fsar.data.episodes import EpisodeSampler
 from fsar.data.keys import diff_keys, write_json_atomic
@@ -55,6 +54,7 @@ from fsar.engine.pretrain_heads import FrameClassifier, TemporalHead
 from fsar.engine.protocol import summarize_accuracies
 from fsar.engine.run_logging import RunLogger
 from fsar.errors import ConfigError, EpisodeError, FsarError
+from fsar.progress import progress_bar
 
 BACKBONE_FILE = "backbone.safetensors"
 HEAD_FILE = "head.safetensors"
@@ -279,7 +279,7 @@ def pretrain_backbone(
     totals = [0.0, 0, 0]  # loss sum over batches, correct, videos (this epoch)
     start = epoch_start = time.perf_counter()
     model.train()
-    bar = tqdm(total=len(plan), desc="pretrain", unit="step", disable=None)
+    bar = progress_bar(len(plan), "pretrain", "steps")
     for step, (frames, labels) in enumerate(loader):
         lr = pre.lr * one_cycle_multiplier(step, len(plan), pre.warmup_fraction)
         for group in optimizer.param_groups:

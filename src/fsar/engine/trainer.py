@@ -25,7 +25,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from fsar.data.episodes import (
     EpisodeSampler,
@@ -50,6 +49,7 @@ from fsar.engine.protocol import (
 )
 from fsar.engine.run_logging import RunLogger
 from fsar.errors import ConfigError, EpisodeError, FsarError
+from fsar.progress import progress_bar
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -174,10 +174,12 @@ def evaluate_split(
     autocast = _autocast(device, cfg.train.precision)
     with autocast:
         if cfg.eval.mode == "cached":
-            results = evaluate_cached(model, clips, mine, device, batch_videos=cfg.eval.batch_videos)
+            results = evaluate_cached(
+                model, clips, mine, device, batch_videos=cfg.eval.batch_videos, progress=ctx.is_main
+            )
         else:
             dataset = EpisodeDataset(clips, lambda i: mine[i], len(mine), train=False, seed=seed)
-            with tqdm(total=len(mine), desc=desc, unit="ep", leave=False, disable=None) as bar:
+            with progress_bar(len(mine), desc, "ep", leave=False, enabled=ctx.is_main) as bar:
                 results = evaluate_naive(
                     model, episode_loader(dataset, cfg.data.workers, device), device, progress=bar
                 )
@@ -317,13 +319,7 @@ class Trainer:
         model.train()
         optimizer.zero_grad(set_to_none=True)
         start = time.perf_counter()
-        bar = tqdm(
-            total=cfg.train.tasks,
-            initial=state["tasks_done"],
-            desc="train",
-            unit="ep",
-            disable=None if ctx.is_main else True,
-        )
+        bar = progress_bar(cfg.train.tasks, "train", "ep", initial=state["tasks_done"], enabled=ctx.is_main)
         waited = [0.0]  # seconds this process spent waiting for the loader (data_wait_fraction)
         loader = _timed(episode_loader(dataset, cfg.data.workers, self.device), waited)
         for k, (episode, support, query) in enumerate(loader):

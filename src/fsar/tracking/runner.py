@@ -379,7 +379,7 @@ def run_tracking(
     ``video_opener`` (path -> object with ``num_frames``, ``fps``, ``frames(indices)``) defaults to
     :func:`fsar.data.video.open_video`; with ``workers > 1`` it must be picklable (a module-level function).
     """
-    from tqdm import tqdm
+    from fsar.progress import progress_bar
 
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
@@ -393,13 +393,8 @@ def run_tracking(
             report.skipped.append(job.output)
         else:
             todo.append(job)
-    with tqdm(
-        total=len(jobs),
-        initial=len(report.skipped),
-        desc="track",
-        unit="video",
-        disable=not progress,
-        file=sys.stderr,
+    with progress_bar(
+        len(jobs), "track", "videos", initial=len(report.skipped), enabled=progress, stream=sys.stderr
     ) as bar:
 
         def record(job: TrackJob, error: str | None) -> None:

@@ -283,9 +283,9 @@ def generate_synthetic(
     n_workers = max(1, min(workers if workers is not None else (os.cpu_count() or 1), len(tasks)))
     bar = None
     if progress and num_todo:
-        from tqdm import tqdm
+        from fsar.progress import progress_bar
 
-        bar = tqdm(total=num_todo, unit="video", desc="fsar synth")
+        bar = progress_bar(num_todo, "synth", "videos")
     try:
         if n_workers == 1:
             for task in tasks:

@@ -8,6 +8,8 @@ ECCV 2024) and ``trx`` (Perrett et al., CVPR 2021).
 """
 
 from fsar.models.base import FewShotClassifier
+from fsar.models.hyrsm import classifier as _hyrsm_classifier  # noqa: F401  (registers "hyrsm")
+from fsar.models.molo import classifier as _molo_classifier  # noqa: F401  (registers "molo")
 from fsar.models.registry import MODELS
 from fsar.models.ta2n import classifier as _ta2n_classifier  # noqa: F401  (registers "ta2n")
 from fsar.models.trx import classifier as _trx_classifier  # noqa: F401  (registers "trx")

@@ -6,12 +6,14 @@ backbones; ``hyrsm_loop_logits`` is the loop form it is checked against; ``conve
 original's state dicts.
 """
 
+from fsar.models.hyrsm.classifier import HyRSMClassifier
 from fsar.models.hyrsm.convert import HEAD_KEYS, convert_reference_state_dict
 from fsar.models.hyrsm.head import HyRSM, HyRSMOutput, PostNormAttention, group_labels, hyrsm_loss
 
 __all__ = [
     "HEAD_KEYS",
     "HyRSM",
+    "HyRSMClassifier",
     "HyRSMOutput",
     "PostNormAttention",
     "convert_reference_state_dict",

@@ -7,6 +7,7 @@ backbones; ``molo_loop_output`` is the loop form it is checked against; ``conver
 original's state dicts.
 """
 
+from fsar.models.molo.classifier import MoLoClassifier
 from fsar.models.molo.convert import HEAD_KEYS, convert_reference_state_dict
 from fsar.models.molo.head import (
     COSINE_EPS,
@@ -23,6 +24,7 @@ __all__ = [
     "HEAD_KEYS",
     "LOSS_TERMS",
     "MoLo",
+    "MoLoClassifier",
     "MoLoOutput",
     "MoLoTokens",
     "convert_reference_state_dict",

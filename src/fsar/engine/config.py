@@ -76,10 +76,13 @@ class OptimConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     momentum: float = 0.0
-    schedule: str = "constant"  # constant | step | cosine | tats
+    schedule: str = "constant"  # constant | step | cosine | tats | multistep
     step_every: int = 1000  # tasks, for `step`
     gamma: float = 0.1  # for `step`
+    milestones: list[int] = field(default_factory=list)  # tasks, for `multistep` (increasing)
+    lr_factors: list[float] = field(default_factory=list)  # `multistep`: lr multiplier from each milestone on
     warmup_tasks: int = 0
+    warmup_start: float | None = None  # multiplier at task 0 of the linear warm-up (None: 1 / warmup_tasks)
     grad_clip: float | None = None
 
 
@@ -294,7 +297,7 @@ def validate_config(cfg: Config, source: str) -> None:
         "data.normalization": (cfg.data.normalization, ("imagenet", "clip", "none")),
         "data.modality": (cfg.data.modality, ("rgb", "rgb_diff")),
         "optim.name": (cfg.optim.name, ("sgd", "adam", "adamw")),
-        "optim.schedule": (cfg.optim.schedule, ("constant", "step", "cosine", "tats")),
+        "optim.schedule": (cfg.optim.schedule, ("constant", "step", "cosine", "tats", "multistep")),
         "train.precision": (cfg.train.precision, ("fp32", "bf16", "fp16")),
         "train.select_on": (cfg.train.select_on, ("val", "test")),
         "eval.split": (cfg.eval.split, ("train", "val", "test")),
@@ -326,6 +329,18 @@ def validate_config(cfg: Config, source: str) -> None:
             "(a local checkpoint file or Hugging Face folder; nothing is downloaded), or model.require_weights=false "
             "to train from random initialisation on purpose"
         )
+    opt = cfg.optim
+    if opt.schedule == "multistep" and (
+        not opt.milestones
+        or len(opt.milestones) != len(opt.lr_factors)
+        or any(b <= a for a, b in zip(opt.milestones, opt.milestones[1:], strict=False))
+    ):
+        raise ConfigError(
+            f"{source}: optim.schedule=multistep needs increasing optim.milestones (tasks) and one optim.lr_factors "
+            f"entry per milestone; got {opt.milestones} and {opt.lr_factors}"
+        )
+    if opt.warmup_start is not None and not 0 <= opt.warmup_start <= 1:
+        raise ConfigError(f"{source}: optim.warmup_start must be in [0, 1]; got {opt.warmup_start}")
     if cfg.train.tasks < 0:
         raise ConfigError(f"{source}: train.tasks must be >= 0; got {cfg.train.tasks}")
     pre = cfg.pretrain

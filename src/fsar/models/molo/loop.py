@@ -96,29 +96,29 @@ def molo_loop_video(head: MoLo, maps: Tensor) -> tuple[Tensor, Tensor, list[Tens
     return appearance, motion, differences, class_logits
 
 
-def molo_loop_output(head: MoLo, support: Tensor, support_labels: Tensor, query: Tensor) -> dict[str, Tensor]:
-    """Every output of ``head`` (the :class:`fsar.models.molo.MoLoOutput` fields) with loops."""
-    videos = [molo_loop_video(head, v) for v in torch.cat([support, query])]
-    n_support = support.shape[0]
+def molo_loop_logits(
+    head: MoLo,
+    support: list[tuple[Tensor, Tensor]],
+    support_labels: Tensor,
+    query: list[tuple[Tensor, Tensor]],
+) -> dict[str, Tensor]:
+    """The five ``[Q, way]`` logits from each video's (appearance, motion) tokens, class by class, query by query."""
     labels = [int(v) for v in support_labels.tolist()]
     classes = sorted(set(labels))
 
     def prototype(c: int, part: int) -> Tensor:
-        mine = [videos[i][part] for i, y in enumerate(labels) if y == c]
+        mine = [support[i][part] for i, y in enumerate(labels) if y == c]
         return sum(mine) / len(mine)
 
     protos = [(prototype(c, 0), prototype(c, 1)) for c in classes]
-    out: dict[str, list] = {
-        k: [] for k in ("logits", "logits_s2q", "logits_q2s", "logits_s2q_motion", "logits_q2s_motion")
-    }
-    for app, motion, _, _ in videos[n_support:]:
-        rows: dict[str, list] = {k: [] for k in out}
+    names = ("logits", "logits_s2q", "logits_q2s", "logits_s2q_motion", "logits_q2s_motion")
+    out: dict[str, list] = {k: [] for k in names}
+    for app, motion in query:
+        rows: dict[str, list] = {k: [] for k in names}
         for p_app, p_motion in protos:
+            app_dist = loop_bi_mhm(app[1:], p_app[1:], EPS)
             rows["logits"].append(
-                -(
-                    loop_bi_mhm(app[1:], p_app[1:], EPS)
-                    + head.logit_balance * loop_bi_mhm(motion[1:], p_motion[1:], EPS)
-                )
+                -(app_dist + head.logit_balance * loop_bi_mhm(motion[1:], p_motion[1:], EPS))
             )
             for suffix, q_tokens, p_tokens, scale in (
                 ("", app, p_app, head.scale[0]),
@@ -130,7 +130,15 @@ def molo_loop_output(head: MoLo, support: Tensor, support_labels: Tensor, query:
                 rows["logits_q2s" + suffix].append(-scale * q2s)
         for k, row in rows.items():
             out[k].append(torch.stack(row))
-    result = {k: torch.stack(v) for k, v in out.items()}
+    return {k: torch.stack(v) for k, v in out.items()}
+
+
+def molo_loop_output(head: MoLo, support: Tensor, support_labels: Tensor, query: Tensor) -> dict[str, Tensor]:
+    """Every output of ``head`` (the :class:`fsar.models.molo.MoLoOutput` fields) with loops."""
+    videos = [molo_loop_video(head, v) for v in torch.cat([support, query])]
+    n_support = support.shape[0]
+    tokens = [(v[0], v[1]) for v in videos]
+    result = molo_loop_logits(head, tokens[:n_support], support_labels, tokens[n_support:])
     result["class_logits"] = torch.stack([v[3] for v in videos])
     decoded = _decode(head, [f for v in videos for f in v[2]])
     steps = support.shape[1] - 1

@@ -2,7 +2,7 @@
 
 ``HyRSM`` is the head of the original code (both its 1-shot and 5-shot forms), vectorised over queries and
 classes; ``hyrsm_loss`` its training loss; ``HyRSMClassifier`` (registry name ``"hyrsm"``) puts it on fsar's
-backbones; ``hyrsm_loop_logits`` is the loop form it is checked against; ``convert_reference_state_dict`` loads the
+backbones; ``fsar.models.hyrsm.loop.hyrsm_loop_logits`` is the loop form it is checked against; ``convert_reference_state_dict`` loads the
 original's state dicts.
 """
 

@@ -3,7 +3,7 @@ CVPR 2023).
 
 ``MoLo`` is the head of the original code, vectorised over queries and classes; ``molo_loss`` its training loss;
 ``frame_differences`` its reconstruction target; ``MoLoClassifier`` (registry name ``"molo"``) puts it on fsar's
-backbones; ``molo_loop_output`` is the loop form it is checked against; ``convert_reference_state_dict`` loads the
+backbones; ``fsar.models.molo.loop.molo_loop_output`` is the loop form it is checked against; ``convert_reference_state_dict`` loads the
 original's state dicts.
 """
 

@@ -121,14 +121,18 @@ def lr_multiplier(optim: OptimConfig, tasks_done: int, total_tasks: int) -> floa
     """The learning-rate multiplier after ``tasks_done`` training episodes."""
     warm = 1.0
     if optim.warmup_tasks > 0 and tasks_done < optim.warmup_tasks:
-        start = optim.warmup_start
-        warm = start + (1 - start) * (tasks_done + 1) / optim.warmup_tasks
+        if optim.warmup_start is None:
+            warm = (tasks_done + 1) / optim.warmup_tasks
+        else:  # linear from warmup_start at task 0 (HyRSM / MoLo: WARMUP_START_LR / BASE_LR)
+            warm = optim.warmup_start + (1 - optim.warmup_start) * tasks_done / optim.warmup_tasks
     if optim.schedule == "constant":
         return warm
     if optim.schedule == "step":
         return warm * optim.gamma ** (tasks_done // optim.step_every)
     if optim.schedule == "multistep":
-        return warm * optim.gamma ** sum(tasks_done >= m for m in optim.milestones or ())
+        factors = optim.lr_factors or [optim.gamma ** (k + 1) for k in range(len(optim.milestones))]
+        passed = [f for m, f in zip(optim.milestones, factors, strict=True) if tasks_done >= m]
+        return warm * (passed[-1] if passed else 1.0)
     if optim.schedule == "cosine":
         progress = min(1.0, tasks_done / max(1, total_tasks))
         return warm * 0.5 * (1 + math.cos(math.pi * progress))

@@ -78,10 +78,11 @@ class OptimConfig:
     momentum: float = 0.0
     schedule: str = "constant"  # constant | step | multistep | cosine | tats
     step_every: int = 1000  # tasks, for `step`
-    gamma: float = 0.1  # for `step` and `multistep`
-    milestones: list[int] | None = None  # tasks at which `multistep` multiplies the lr by gamma
+    gamma: float = 0.1  # for `step`, and `multistep` without lr_factors (gamma ** k after the k-th milestone)
+    milestones: list[int] = field(default_factory=list)  # tasks, for `multistep` (increasing)
+    lr_factors: list[float] = field(default_factory=list)  # `multistep`: lr multiplier from each milestone on
     warmup_tasks: int = 0
-    warmup_start: float = 0.0  # lr multiplier the linear warm-up starts from (0: from nothing)
+    warmup_start: float | None = None  # multiplier at task 0 of the linear warm-up (None: 1 / warmup_tasks)
     grad_clip: float | None = None
 
 
@@ -330,13 +331,16 @@ def validate_config(cfg: Config, source: str) -> None:
         )
     opt = cfg.optim
     if opt.schedule == "multistep" and (
-        not opt.milestones or list(opt.milestones) != sorted(opt.milestones) or min(opt.milestones) < 0
+        not opt.milestones
+        or (opt.lr_factors and len(opt.milestones) != len(opt.lr_factors))
+        or any(b <= a for a, b in zip(opt.milestones, opt.milestones[1:], strict=False))
+        or min(opt.milestones) < 0
     ):
         raise ConfigError(
-            f"{source}: optim.schedule=multistep needs optim.milestones, increasing task counts >= 0; "
-            f"got {opt.milestones}"
+            f"{source}: optim.schedule=multistep needs increasing optim.milestones (tasks >= 0) and, if given, one "
+            f"optim.lr_factors entry per milestone; got {opt.milestones} and {opt.lr_factors}"
         )
-    if not 0 <= opt.warmup_start <= 1:
+    if opt.warmup_start is not None and not 0 <= opt.warmup_start <= 1:
         raise ConfigError(f"{source}: optim.warmup_start must be in [0, 1]; got {opt.warmup_start}")
     if cfg.train.tasks < 0:
         raise ConfigError(f"{source}: train.tasks must be >= 0; got {cfg.train.tasks}")

@@ -9,6 +9,8 @@ ECCV 2024), ``trx`` (Perrett et al., CVPR 2021) and ``clip_fsar`` (Wang et al., 
 
 from fsar.models.base import FewShotClassifier
 from fsar.models.clip_fsar import classifier as _clip_fsar_classifier  # noqa: F401  (registers "clip_fsar")
+from fsar.models.hyrsm import classifier as _hyrsm_classifier  # noqa: F401  (registers "hyrsm")
+from fsar.models.molo import classifier as _molo_classifier  # noqa: F401  (registers "molo")
 from fsar.models.registry import MODELS
 from fsar.models.ta2n import classifier as _ta2n_classifier  # noqa: F401  (registers "ta2n")
 from fsar.models.trx import classifier as _trx_classifier  # noqa: F401  (registers "trx")

@@ -72,10 +72,16 @@ def frame_distances(query_frames: Tensor, proto_frames: Tensor, eps: float = 0.0
     return 1 - dots / (norms + eps)
 
 
+def bi_mhm_reduce(d: Tensor) -> Tensor:
+    """``sum_i min_j d_ij + sum_j min_i d_ij`` over the last two axes of frame distances ``[..., Ti, Tj]``.
+
+    Shared by every Bi-MHM of fsar (TATs, HyRSM, MoLo): they differ only in how ``d`` is computed."""
+    return d.min(dim=-1).values.sum(dim=-1) + d.min(dim=-2).values.sum(dim=-1)
+
+
 def bi_mhm_distance(query_frames: Tensor, proto_frames: Tensor, eps: float = 0.01) -> Tensor:
     """Bidirectional mean-Hausdorff distance ``sum_i min_j d_ij + sum_j min_i d_ij``: -> ``[Q, C]``."""
-    d = frame_distances(query_frames, proto_frames, eps)
-    return d.min(dim=3).values.sum(dim=2) + d.min(dim=2).values.sum(dim=2)
+    return bi_mhm_reduce(frame_distances(query_frames, proto_frames, eps))
 
 
 def few_shot_logits(

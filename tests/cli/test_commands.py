@@ -160,6 +160,18 @@ def test_demo_runs_every_method_on_the_tiny_benchmark(tmp_path):
     # every method started from the same pretrained backbone, read from the clip store
     assert (tmp_path / "pretrain" / "backbone.safetensors").is_file()
     assert (tmp_path / "synthetic_tiny" / "clip_store" / "index.json").is_file()
+    # the two figures: valid PNGs of a sensible size, the bar chart drawn from results.json
+    from fsar.engine.demo_figures import plot_results
+
+    for name in ("results.png", "validation.png"):
+        data = (tmp_path / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+        width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        assert 400 <= width <= 2000 and 300 <= height <= 1200
+    redrawn = plot_results(rows, tmp_path / "redrawn.png")
+    assert redrawn.read_bytes() == (tmp_path / "results.png").read_bytes()
+    timings = json.loads((tmp_path / "timings.json").read_text())
+    assert {"synthesis", "tracks", "clip store", "pretraining", "tats", "whole demo"} <= set(timings)
 
 
 def test_viz_tracks_and_ta2n_write_pngs(synth, tmp_path):

@@ -13,12 +13,32 @@ tracks, clip store and pretrained weights are all resumable), so a second run on
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
 from fsar.errors import ConfigError, FsarError
 
 DEMO_METHODS = ("protonet", "otam", "ta2n", "tats", "trx")
+# Methods too slow for `make demo`'s five-minute budget; `fsar demo --extended` (`make demo-extended`) runs them
+# after DEMO_METHODS. Each needs demo_<method>.yaml (and demo_<method>_tiny.yaml for --preset tiny).
+EXTENDED_DEMO_METHODS: tuple[str, ...] = ()
+# Methods that read point tracks: the demo makes LK tracks (and a clip store with their frames) when one runs.
+TRACK_METHODS = ("tats", "trokens")
+# fsar's shortcut of TATs' redundancy filter in the demo's tracking (fsar.tracking.filtering.first_frame_admit):
+# on the demo's videos it changed no track file (BENCHMARKS.md) and saves a third of the tracking.
+DEMO_SKIP_RADIUS = 2.0
+
+
+def demo_methods(extended: bool = False) -> list[str]:
+    """The methods `fsar demo` runs by default (with ``extended``, EXTENDED_DEMO_METHODS after them)."""
+    return list(DEMO_METHODS) + (list(EXTENDED_DEMO_METHODS) if extended else [])
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process (all threads) and of its finished worker processes."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def _interval(row: dict, key: str) -> str:
@@ -61,7 +81,9 @@ def make_tracks(synth_dir: Path, tracks_dir: Path, log, workers: int = 2) -> Non
 
     bench = load_synthetic(synth_dir)
     jobs, missing = benchmark_jobs(bench, ("train", "val", "test"), tracks_dir)
-    settings = TrackingSettings(tracker="lk", grid_size=8, points=64, max_fps=6.0)
+    settings = TrackingSettings(
+        tracker="lk", grid_size=8, points=64, max_fps=6.0, skip_radius=DEMO_SKIP_RADIUS
+    )
     report = run_tracking(jobs, settings, workers=workers, progress=False)
     if missing or report.failed:
         failed = len(report.failed)
@@ -110,50 +132,64 @@ def run_demo(
     log=print,
     clip_store: bool = True,
     pretrain: bool = True,
+    extended: bool = False,
 ) -> list[dict]:
     """Run the demo into ``out``; return one results dict per method (also in ``out/results.json``).
 
     ``seed``: training seed of every method; ``synth_seed``: the synthetic benchmark's seed (another seed gives
-    new classes and videos); ``overrides``: config overrides applied to every method (and the pretraining)."""
+    new classes and videos); ``overrides``: config overrides applied to every method (and the pretraining);
+    ``extended``: without ``methods``, also run EXTENDED_DEMO_METHODS. Writes ``results.md``, ``results.json``,
+    ``results.png`` (standard and twin-query accuracy per method) and ``validation.png`` (validation curves)."""
     from fsar.data.synthetic import SynthConfig, generate_synthetic
     from fsar.engine.config import load_config
     from fsar.engine.trainer import Trainer
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), _cpu_seconds()
     out = Path(out)
-    methods = list(methods or DEMO_METHODS)
+    methods = list(methods or demo_methods(extended))
+    steps: dict[str, dict[str, float]] = {}
+
+    def timed(name: str, started: tuple[float, float]) -> float:
+        wall, cpu = time.perf_counter() - started[0], _cpu_seconds() - started[1]
+        steps[name] = {"wall_s": wall, "cpu_s": cpu}
+        return wall
+
+    def clock() -> tuple[float, float]:
+        return time.perf_counter(), _cpu_seconds()
+
     synth_dir = out / (f"synthetic_{preset}" + (f"_seed{synth_seed}" if synth_seed else ""))
-    stamp = time.perf_counter()
+    stamp = clock()
     generate_synthetic(synth_dir, SynthConfig.preset(preset, seed=synth_seed), progress=False)
-    log(f"synthetic benchmark ready in {synth_dir} ({time.perf_counter() - stamp:.0f} s)")
+    log(f"synthetic benchmark ready in {synth_dir} ({timed('synthesis', stamp):.0f} s)")
 
     common = [f"data.root={synth_dir}", *(overrides or [])]
-    tracks_dir = synth_dir / "tracks_lk" if "tats" in methods else None
+    tracks_dir = synth_dir / "tracks_lk" if any(m in TRACK_METHODS for m in methods) else None
     if tracks_dir is not None:
-        stamp = time.perf_counter()
+        stamp = clock()
         make_tracks(synth_dir, tracks_dir, log)
-        log(f"  ({time.perf_counter() - stamp:.0f} s)")
+        log(f"  ({timed('tracks', stamp):.0f} s)")
     store_dir = synth_dir / "clip_store"
     if clip_store:
-        stamp = time.perf_counter()
+        stamp = clock()
         make_clip_store(load_config(_preset("base", preset), common), store_dir, tracks_dir, log)
-        log(f"  ({time.perf_counter() - stamp:.0f} s)")
+        log(f"  ({timed('clip store', stamp):.0f} s)")
         common.append(f"data.clip_store={store_dir}")
 
     if pretrain:
         from fsar.engine.pretrain import pretrain_backbone
 
-        stamp = time.perf_counter()
+        stamp = clock()
         pre_cfg = load_config(_preset("pretrain", preset), common)
         pre_dir = out / "pretrain"
         pretrain_backbone(pre_cfg, pre_dir, log=log)
         common.append(f"model.backbone_weights={pre_dir / 'backbone.safetensors'}")
-        log(f"pretrained backbone in {pre_dir} ({time.perf_counter() - stamp:.0f} s)")
+        log(f"pretrained backbone in {pre_dir} ({timed('pretraining', stamp):.0f} s)")
 
     rows = []
+    way = 5
     for method in methods:
         extra = [*common, f"train.seed={seed}"]
-        if method == "tats":
+        if method in TRACK_METHODS:
             extra.append(f"data.tracks={tracks_dir}")
         if tasks is not None:
             extra.append(f"train.tasks={tasks}")
@@ -164,8 +200,11 @@ def run_demo(
         except ConfigError as exc:
             raise ConfigError(f"demo method {method!r}: {exc}") from None
         log(f"== {method}: {cfg.train.tasks} training episodes, {cfg.eval.episodes} test episodes")
+        stamp = clock()
         result = Trainer(cfg, out / "runs" / method, log=log).fit()
+        timed(method, stamp)
         rows.append({**result, "train_tasks": cfg.train.tasks})
+        way = cfg.episodes.way
     table = format_results_table(rows)
     total = time.perf_counter() - start
     (out / "results.md").write_text(
@@ -174,6 +213,20 @@ def run_demo(
         f"each holds two twin pairs. Checkpoints selected on the validation split. Whole demo: {total:.0f} s.\n"
     )
     (out / "results.json").write_text(json.dumps(rows, indent=2))
+    steps["whole demo"] = {"wall_s": total, "cpu_s": _cpu_seconds() - cpu_start}
+    (out / "timings.json").write_text(json.dumps(steps, indent=2))
+    figures = write_figures(out, rows, methods, way=way)
     log("\n" + table)
     log(f"whole demo: {total:.0f} s; table in {out / 'results.md'}")
+    log(f"figures: {figures[0]} (test accuracy) and {figures[1]} (validation curves)")
     return rows
+
+
+def write_figures(out: Path, rows: list[dict], methods: list[str], way: int = 5) -> tuple[Path, Path]:
+    """``out/results.png`` from the rows of ``results.json`` and ``out/validation.png`` from each method's
+    ``runs/<method>/val_log.csv``."""
+    from fsar.engine.demo_figures import plot_results, plot_validation_curves
+
+    results = plot_results(rows, out / "results.png", way=way)
+    curves = plot_validation_curves({m: out / "runs" / m for m in methods}, out / "validation.png", way=way)
+    return results, curves

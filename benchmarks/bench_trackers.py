@@ -31,7 +31,7 @@ rate on two cores with two workers derived from it (2 / CPU s), wall seconds, an
 identical::
 
     python benchmarks/bench_trackers.py --synthetic DIR --protocol [--reference-rev REV] [--every 10] \
-        [--limit N] [--grid 16] [--points 256] [--skip-radius R] [--tracker lk:...]
+        [--limit N] [--grid 16] [--points 256] [--skip-radius R] [--tracker lk:...] [--reference-tracker lk:...]
 """
 
 from __future__ import annotations
@@ -296,6 +296,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reference-rev", default="44f8a1e", help="git revision to compare with (--protocol)"
     )
+    parser.add_argument(
+        "--reference-tracker",
+        default=("lk", {}),
+        type=parse_tracker_spec,
+        help="--protocol: the reference's tracker NAME[:KEY=VALUE,...] (default: lk with its defaults there)",
+    )
     parser.add_argument("--every", type=int, default=1, help="take every N-th video (sorted by path)")
     parser.add_argument("--grid", type=int, default=16, help="--protocol: grid side (16, TATs)")
     parser.add_argument("--points", type=int, default=256, help="--protocol: subset size (256, TATs)")
@@ -347,8 +353,13 @@ def main_protocol(args: argparse.Namespace, videos: list[Path]) -> int:
         max_fps=args.max_fps,
         **extra,
     )
+    ref_name, ref_options = args.reference_tracker
     reference = TrackingSettings(
-        tracker=name, tracker_options=options, grid_size=args.grid, points=args.points, max_fps=args.max_fps
+        tracker=ref_name,
+        tracker_options=ref_options,
+        grid_size=args.grid,
+        points=args.points,
+        max_fps=args.max_fps,
     )
     result = bench_protocol(videos, settings, args.reference_rev, reference)
     result["machine"] = {"platform": platform.platform(), "python": sys.version.split()[0]}

@@ -94,7 +94,7 @@ def test_track_frames_applies_the_whole_recipe():
     assert track_file.sampled_indices.shape == (10,)
     rows = np.arange(9)[:, None]
     assert not (track_file.visibility & (rows < track_file.query_frame[None])).any()
-    assert track_file.params["grid_size"] == 4 and track_file.params["tracker"]["win_size"] == 15
+    assert track_file.params["grid_size"] == 4 and track_file.params["tracker"]["win_size"] == 11
     again = track_frames(frames, settings.create_tracker(), settings, video_id="x", fps=25.0)
     np.testing.assert_array_equal(again.sampled_indices, track_file.sampled_indices)
 
@@ -124,8 +124,10 @@ def test_motion_query_points_put_the_subset_on_the_mover():
     assert _on_square_at_query(files["grid"], mask).mean() <= 0.25
     # TATs' uniform subset over the same points also draws grid top-ups.
     assert _on_square_at_query(files["uniform"], mask).mean() < 0.75
-    # Grid files keep exactly the parameters they always had; motion files record the rule.
-    assert set(files["grid"].params) == GRID_PARAM_KEYS
+    # Grid files keep the parameters they always had, plus the filter shortcut's radius; motion files record
+    # the rule.
+    assert set(files["grid"].params) == GRID_PARAM_KEYS | {"skip_radius"}
+    assert files["grid"].params["skip_radius"] == 2.0
     params = files["motion"].params
     assert params["query_points"] == "motion" and params["prefer_picked"] is True
     assert params["motion"] == {
@@ -234,7 +236,7 @@ def _plain_recipe(frames, settings):
     ids=["moving square", "translating texture"],
 )
 def test_split_tracking_gives_the_plain_recipes_files(frames):
-    settings = TrackingSettings(grid_size=8, points=16, max_dist=4.0)
+    settings = TrackingSettings(grid_size=8, points=16, max_dist=4.0, skip_radius=0.0)
     tracks, vis, total = _plain_recipe(frames, settings)
     track_file = track_frames(frames, settings.create_tracker(), settings, video_id="v")
     assert track_file.num_points_total == total and tracks.shape[1] > 64  # later query frames kept points too
@@ -245,7 +247,7 @@ def test_split_tracking_gives_the_plain_recipes_files(frames):
 
 def test_skip_radius_tracks_fewer_points_and_keeps_only_tracked_ones():
     frames = moving_square(**SQUARE)
-    exact = TrackingSettings(grid_size=8, points=16, max_dist=4.0)
+    exact = TrackingSettings(grid_size=8, points=16, max_dist=4.0, skip_radius=0.0)
     fast = TrackingSettings(grid_size=8, points=16, max_dist=4.0, skip_radius=1.0)
     calls = []
     tracker = fast.create_tracker()

@@ -104,9 +104,10 @@ def register(subparsers) -> None:
     p.add_argument(
         "--skip-radius",
         type=float,
-        default=0.0,
+        default=None,
         help="lk: do not track a point queried within this many pixels of a visible first-frame trajectory "
-        "(fsar's shortcut of the redundancy filter, not TATs'; 0 = exact recipe, default)",
+        "(fsar's shortcut of the redundancy filter, not TATs'; default 2 for lk, which changed no track file "
+        "in BENCHMARKS.md; 0 = TATs' filter exactly)",
     )
     p.add_argument(
         "--max-fps",

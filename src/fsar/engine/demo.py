@@ -28,6 +28,8 @@ TRACK_METHODS = ("tats", "trokens")
 # fsar's shortcut of TATs' redundancy filter in the demo's tracking (fsar.tracking.filtering.first_frame_admit):
 # on the demo's videos it changed no track file (BENCHMARKS.md) and saves a third of the tracking.
 DEMO_SKIP_RADIUS = 2.0
+# The LK settings the demo's table was made with (LKTracker's defaults until 2026-12-04).
+DEMO_LK_OPTIONS = {"win_size": 15, "max_iterations": 30, "epsilon": 0.01}
 
 
 def demo_methods(extended: bool = False) -> list[str]:
@@ -70,7 +72,8 @@ def _preset(name: str, preset: str) -> str:
 
 def make_tracks(synth_dir: Path, tracks_dir: Path, log, workers: int = 2) -> None:
     """LK point tracks of every video of the synthetic benchmark on TATs' uniform query grid, at 6 fps (what
-    `fsar track --benchmark synthetic --grid 8 --points 64 --max-fps 6` does).
+    `fsar track --benchmark synthetic --grid 8 --points 64 --max-fps 6 --skip-radius 2 --tracker-option
+    win_size=15 --tracker-option max_iterations=30 --tracker-option epsilon=0.01` does).
 
     Measured on this benchmark (README, BENCHMARKS.md): motion query points (``--query-points motion``) put ten
     times more of the sampled points on the actor (57% vs 6%), but TATs then scored lower on twin queries (65.4%
@@ -82,7 +85,12 @@ def make_tracks(synth_dir: Path, tracks_dir: Path, log, workers: int = 2) -> Non
     bench = load_synthetic(synth_dir)
     jobs, missing = benchmark_jobs(bench, ("train", "val", "test"), tracks_dir)
     settings = TrackingSettings(
-        tracker="lk", grid_size=8, points=64, max_fps=6.0, skip_radius=DEMO_SKIP_RADIUS
+        tracker="lk",
+        tracker_options=DEMO_LK_OPTIONS,
+        grid_size=8,
+        points=64,
+        max_fps=6.0,
+        skip_radius=DEMO_SKIP_RADIUS,
     )
     report = run_tracking(jobs, settings, workers=workers, progress=False)
     if missing or report.failed:

@@ -52,6 +52,8 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".webm", ".mkv", ".avi", ".mov"})
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
 ALL_FRAMES_SUFFIXES = frozenset({".webm"})  # tracked at native frame rate, as TATs does for SSv2
 ERRORS_FILE = "errors.txt"
+# Changed no track file on 30 videos of the default synthetic benchmark (grid 16 and grid 8; BENCHMARKS.md).
+DEFAULT_SKIP_RADIUS = 2.0
 
 VideoOpener = Callable[[Path], Any]
 
@@ -80,7 +82,9 @@ class TrackingSettings:
     query_points: str = "grid"  # grid (TATs) | motion (fsar.tracking.queries.MotionRule)
     motion: MotionRule = field(default_factory=MotionRule)
     prefer_picked: bool = True  # motion: the subset takes motion picks before grid top-ups
-    skip_radius: float = 0.0  # > 0: first_frame_admit's shortcut of the redundancy filter (fsar's own)
+    # > 0: first_frame_admit's shortcut of the redundancy filter (fsar's own); 0: TATs' filter exactly.
+    # None: DEFAULT_SKIP_RADIUS for lk (a tracker that tracks forward first), 0 for the others.
+    skip_radius: float | None = None
 
     def __post_init__(self) -> None:
         if self.query_points not in QUERY_POINTS:
@@ -89,6 +93,9 @@ class TrackingSettings:
             )
         if not isinstance(self.motion, MotionRule):
             raise TypeError(f"motion must be a MotionRule, got {type(self.motion).__name__}")
+        if self.skip_radius is None:
+            lk = self.tracker == "lk" and self.max_dist > DEFAULT_SKIP_RADIUS
+            self.skip_radius = DEFAULT_SKIP_RADIUS if lk else 0.0
         if not (math.isfinite(self.skip_radius) and 0 <= self.skip_radius < self.max_dist):
             raise ValueError(
                 f"skip_radius must be >= 0 and below max_dist ({self.max_dist} px), got {self.skip_radius}"

@@ -56,7 +56,7 @@ def results_figure(rows: list[dict], way: int = 5):
     methods = [row["method"] for row in rows]
     x = np.arange(len(rows))
     width = 0.38
-    figure = _figure(max(5.0, 1.25 * len(rows) + 2.0), 4.2)
+    figure = _figure(max(5.0, 1.25 * len(rows) + 2.0), 4.5)
     ax = figure.add_subplot()
     series = [
         ("standard queries", "test", STANDARD_COLOUR, -width / 2),
@@ -68,13 +68,12 @@ def results_figure(rows: list[dict], way: int = 5):
         bars = ax.bar(x + shift, means, width, yerr=errors, capsize=3, color=colour, label=label)
         ax.bar_label(bars, labels=[f"{m:.1f}" for m in means], padding=2, fontsize=7)
     chance = 100.0 / way
-    ax.axhline(chance, color="0.3", linestyle="--", linewidth=1)
-    ax.text(len(rows) - 0.5, chance + 1.0, f"chance ({chance:.0f}%)", ha="right", fontsize=8, color="0.3")
+    ax.axhline(chance, color="0.3", linestyle="--", linewidth=1, label=f"chance ({chance:.0f}%)")
     ax.set_xticks(x, methods)
     ax.set_ylim(0, 105)
     ax.set_ylabel(f"{way}-way 1-shot test accuracy (%)")
     ax.set_title("fsar demo: test accuracy with 95% intervals", fontsize=10)
-    ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, fontsize=8, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     return figure
@@ -121,6 +120,9 @@ def validation_figure(runs: dict[str, str | Path], way: int = 5):
         ax.fill_between(t, a - c, a + c, color=colour, alpha=0.15, linewidth=0)
     chance = 100.0 / way
     ax.axhline(chance, color="0.3", linestyle="--", linewidth=1, label=f"chance ({chance:.0f}%)")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("training episodes")
     ax.set_ylabel(f"{way}-way 1-shot validation accuracy (%)")
     ax.set_ylim(0, 100)

@@ -65,12 +65,13 @@ def results_figure(rows: list[dict], way: int = 5):
     for label, key, colour, shift in series:
         means = [row.get(f"{key}_mean", float("nan")) for row in rows]
         errors = [row.get(f"{key}_ci95", 0.0) or 0.0 for row in rows]
-        bars = ax.bar(x + shift, means, width, yerr=errors, capsize=3, color=colour, label=label)
-        ax.bar_label(bars, labels=[f"{m:.1f}" for m in means], padding=2, fontsize=7)
+        ax.bar(x + shift, means, width, yerr=errors, capsize=3, color=colour, label=label)
+        for xi, m, e in zip(x + shift, means, errors):  # the value above its interval
+            ax.text(xi, m + e + 1.0, f"{m:.1f}", ha="center", va="bottom", fontsize=7)
     chance = 100.0 / way
     ax.axhline(chance, color="0.3", linestyle="--", linewidth=1, label=f"chance ({chance:.0f}%)")
     ax.set_xticks(x, methods)
-    ax.set_ylim(0, 105)
+    ax.set_ylim(0, 108)
     ax.set_ylabel(f"{way}-way 1-shot test accuracy (%)")
     ax.set_title("fsar demo: test accuracy with 95% intervals", fontsize=10)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, fontsize=8, frameon=False)

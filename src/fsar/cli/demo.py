@@ -37,6 +37,13 @@ def register(subparsers) -> None:
     )
     p.add_argument("--tasks", type=int, default=None, help="training episodes per method (default: preset's)")
     p.add_argument("--episodes", type=int, default=None, help="test episodes per method (default: preset's)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="methods trained at once, each in its own process with one torch thread (default 1: one after "
+        "another, each with all threads)",
+    )
     p.add_argument("--seed", type=int, default=0, help="training seed of every method")
     p.add_argument(
         "--synth-seed", type=int, default=0, help="seed of the synthetic benchmark (new classes and videos)"
@@ -71,5 +78,6 @@ def run(args: argparse.Namespace) -> int:
         clip_store=not args.no_clip_store,
         pretrain=not args.no_pretrain,
         extended=args.extended,
+        jobs=args.jobs,
     )
     return 0

@@ -141,17 +141,22 @@ def run_demo(
     clip_store: bool = True,
     pretrain: bool = True,
     extended: bool = False,
+    jobs: int = 1,
 ) -> list[dict]:
     """Run the demo into ``out``; return one results dict per method (also in ``out/results.json``).
 
     ``seed``: training seed of every method; ``synth_seed``: the synthetic benchmark's seed (another seed gives
     new classes and videos); ``overrides``: config overrides applied to every method (and the pretraining);
-    ``extended``: without ``methods``, also run EXTENDED_DEMO_METHODS. Writes ``results.md``, ``results.json``,
+    ``extended``: without ``methods``, also run EXTENDED_DEMO_METHODS; ``jobs`` > 1: train that many methods at
+    once in separate processes with one torch thread each (results may differ from ``jobs=1`` in the last digits,
+    as the arithmetic is split over threads differently). Writes ``results.md``, ``results.json``,
     ``results.png`` (standard and twin-query accuracy per method) and ``validation.png`` (validation curves)."""
     from fsar.data.synthetic import SynthConfig, generate_synthetic
     from fsar.engine.config import load_config
     from fsar.engine.trainer import Trainer
 
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
     start, cpu_start = time.perf_counter(), _cpu_seconds()
     out = Path(out)
     methods = list(methods or demo_methods(extended))
@@ -193,8 +198,7 @@ def run_demo(
         common.append(f"model.backbone_weights={pre_dir / 'backbone.safetensors'}")
         log(f"pretrained backbone in {pre_dir} ({timed('pretraining', stamp):.0f} s)")
 
-    rows = []
-    way = 5
+    configs = {}
     for method in methods:
         extra = [*common, f"train.seed={seed}"]
         if method in TRACK_METHODS:
@@ -204,15 +208,37 @@ def run_demo(
         if episodes is not None:
             extra.append(f"eval.episodes={episodes}")
         try:
-            cfg = load_config(_preset(method, preset), extra)
+            configs[method] = (load_config(_preset(method, preset), extra), extra)
         except ConfigError as exc:
             raise ConfigError(f"demo method {method!r}: {exc}") from None
-        log(f"== {method}: {cfg.train.tasks} training episodes, {cfg.eval.episodes} test episodes")
+    results: dict[str, dict] = {}
+    if jobs <= 1:
+        for method, (cfg, _) in configs.items():
+            log(f"== {method}: {cfg.train.tasks} training episodes, {cfg.eval.episodes} test episodes")
+            stamp = clock()
+            results[method] = Trainer(cfg, out / "runs" / method, log=log).fit()
+            timed(method, stamp)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         stamp = clock()
-        result = Trainer(cfg, out / "runs" / method, log=log).fit()
-        timed(method, stamp)
-        rows.append({**result, "train_tasks": cfg.train.tasks})
-        way = cfg.episodes.way
+        log(f"== {', '.join(methods)}: {jobs} at a time, one torch thread each")
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(jobs, len(methods)), mp_context=context) as pool:
+            futures = {
+                method: pool.submit(
+                    _train_method, _preset(method, preset), extra, str(out / "runs" / method), method
+                )
+                for method, (_, extra) in configs.items()
+            }
+            for method, future in futures.items():
+                results[method], seconds = future.result()
+                steps[method] = {"wall_s": seconds}
+                log(f"== {method} done ({seconds:.0f} s)")
+        timed("methods", stamp)
+    rows = [{**results[m], "train_tasks": cfg.train.tasks} for m, (cfg, _) in configs.items()]
+    way = next(iter(configs.values()))[0].episodes.way if configs else 5
     table = format_results_table(rows)
     total = time.perf_counter() - start
     (out / "results.md").write_text(
@@ -228,6 +254,20 @@ def run_demo(
     log(f"whole demo: {total:.0f} s; table in {out / 'results.md'}")
     log(f"figures: {figures[0]} (test accuracy) and {figures[1]} (validation curves)")
     return rows
+
+
+def _train_method(preset: str, overrides: list[str], run_dir: str, method: str) -> tuple[dict, float]:
+    """Train and evaluate one demo method in a worker process (one torch thread); its log lines are prefixed."""
+    import torch
+
+    from fsar.engine.config import load_config
+    from fsar.engine.trainer import Trainer
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    cfg = load_config(preset, overrides)
+    result = Trainer(cfg, Path(run_dir), log=lambda text: print(f"[{method}] {text}", flush=True)).fit()
+    return result, time.perf_counter() - start
 
 
 def write_figures(out: Path, rows: list[dict], methods: list[str], way: int = 5) -> tuple[Path, Path]:

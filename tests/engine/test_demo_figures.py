@@ -76,3 +76,14 @@ def test_bad_inputs_name_the_problem(tmp_path):
     (tmp_path / "val_log.csv").write_text("tasks,acc\n1,2\n")
     with pytest.raises(FsarError, match="ci95"):
         read_validation_log(tmp_path / "val_log.csv")
+
+
+def test_extended_demo_methods_follow_the_default_ones(monkeypatch):
+    import fsar.engine.demo as demo
+
+    assert demo.demo_methods() == list(demo.DEMO_METHODS)
+    monkeypatch.setattr(demo, "EXTENDED_DEMO_METHODS", ("strm", "molo"))
+    assert demo.demo_methods(extended=True) == [*demo.DEMO_METHODS, "strm", "molo"]
+    assert "tats" in demo.TRACK_METHODS and "protonet" not in demo.TRACK_METHODS
+    with pytest.raises(ValueError, match="jobs"):
+        demo.run_demo("unused", jobs=0)

@@ -19,12 +19,12 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: install
-	HF_HUB_OFFLINE=1 $(VENV)/bin/fsar demo --out runs/demo
+	HF_HUB_OFFLINE=1 $(VENV)/bin/fsar demo --jobs 2 --out runs/demo
 
 # The demo plus the methods too slow for its five-minute budget (EXTENDED_DEMO_METHODS in fsar.engine.demo);
 # reuses whatever `make demo` already made in runs/demo.
 demo-extended: install
-	HF_HUB_OFFLINE=1 $(VENV)/bin/fsar demo --extended --out runs/demo
+	HF_HUB_OFFLINE=1 $(VENV)/bin/fsar demo --extended --jobs 2 --out runs/demo
 
 test: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q

@@ -230,3 +230,17 @@ def trained_checkpoint(tmp_path, synth):
     ]
     assert main(args + ["train.tensorboard=false", "--out", str(run)]) == 0
     return run / "best.pt"
+
+
+@pytest.mark.slow
+def test_demo_jobs_train_methods_in_parallel_with_the_same_results(tmp_path):
+    base = ["demo", "--preset", "tiny", "--methods", "protonet,otam", "--tasks", "4", "--episodes", "10"]
+    base += ["train.val_every=2", "train.val_episodes=5", "train.tensorboard=false"]
+    assert main([*base, "--out", str(tmp_path)]) == 0
+    one_by_one = json.loads((tmp_path / "results.json").read_text())
+    shutil.rmtree(tmp_path / "runs")  # the same benchmark, store and backbone; the methods again, two at once
+    assert main([*base, "--jobs", "2", "--out", str(tmp_path)]) == 0
+    parallel = json.loads((tmp_path / "results.json").read_text())
+    keys = ("method", "test_mean", "test_twin_mean", "selected_task")
+    assert [[r[k] for k in keys] for r in parallel] == [[r[k] for k in keys] for r in one_by_one]
+    assert "methods" in json.loads((tmp_path / "timings.json").read_text())

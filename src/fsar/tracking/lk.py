@@ -23,11 +23,12 @@ the query groups gives the same result as one call per group). :meth:`LKTracker.
 :meth:`LKTracker.track_backward` give the two halves separately, so that ``fsar track`` can track backward only
 the points its redundancy filter keeps (:mod:`fsar.tracking.runner`).
 
-**Defaults** (since 2026-12-04): a 11 px window, at most 10 iterations, epsilon 0.03 px. On 100 videos of the
-default synthetic benchmark (64 px) they track better than the earlier 15 px / 30 / 0.01 (delta<2 0.608 vs 0.598,
-average delta 0.732 vs 0.718, mean error 3.51 vs 3.71 px) at about two thirds of the CPU time, but flag
-occlusion less well (occlusion accuracy 0.883 vs 0.909); ``benchmarks/bench_trackers.py``, BENCHMARKS.md. The
-demo keeps the earlier settings, with which its table was made (:func:`fsar.engine.demo.make_tracks`).
+**Defaults** (since 2026-12-04): an 11 px window, at most 10 iterations, epsilon 0.03 px; earlier 15 px, 30, 0.01.
+They cost about a third less CPU. On 200 videos of the default synthetic benchmark (64 px) they track positions
+better (delta<2 0.605 vs 0.593, mean error 3.56 vs 3.68 px) but flag occlusion less well (occlusion accuracy
+0.876 vs 0.904). On 200 cluttered 112 px videos they are slightly worse (delta<2 0.524 vs 0.533); see
+``benchmarks/bench_trackers.py`` and BENCHMARKS.md. The demo keeps the earlier settings, with which its table was
+made (:func:`fsar.engine.demo.make_tracks`).
 """
 
 from __future__ import annotations

@@ -15,8 +15,15 @@ a slow video; fsar does not). The chosen frame numbers are stored in the file's 
 whose output already exists, is valid and was made with the same tracker and parameters is skipped. A video
 that fails is recorded with its error message and the run goes on (:class:`TrackingReport`).
 
+**Order of work.** With a tracker that tracks forward and backward separately (``lk``), every point is tracked
+forward from its query frame, the redundancy filter runs on those rows (the only ones it reads), and only the
+kept points are tracked backward: the same files as tracking every point both ways, for about half the work.
+``skip_radius`` (default 2 px for ``lk``; fsar's own) also leaves untracked the points queried within that
+distance of a visible first-frame trajectory, which the filter would drop (:func:`fsar.tracking.filtering.
+first_frame_admit`); 0 gives TATs' filter exactly. Each video is decoded once (``Video.sample``).
+
 **Parallelism.** ``workers > 1`` uses a process pool ("spawn" start method, so no state leaks from the parent);
-each worker builds its tracker once. Results do not depend on the number of workers or the order: the random
+each worker builds its tracker once and runs OpenCV on one thread. Results do not depend on the number of workers or the order: the random
 subset of each video comes from ``(seed, video id)`` only (:func:`fsar.tracking.filtering.video_rng`).
 """
 
@@ -96,6 +103,10 @@ class TrackingSettings:
         if self.skip_radius is None:
             lk = self.tracker == "lk" and self.max_dist > DEFAULT_SKIP_RADIUS
             self.skip_radius = DEFAULT_SKIP_RADIUS if lk else 0.0
+        if self.skip_radius > 0 and self.tracker != "lk":
+            raise ValueError(
+                f"skip_radius needs a tracker that tracks forward first (lk); {self.tracker} does not: use 0"
+            )
         if not (math.isfinite(self.skip_radius) and 0 <= self.skip_radius < self.max_dist):
             raise ValueError(
                 f"skip_radius must be >= 0 and below max_dist ({self.max_dist} px), got {self.skip_radius}"

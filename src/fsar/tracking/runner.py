@@ -23,8 +23,9 @@ distance of a visible first-frame trajectory, which the filter would drop (:func
 first_frame_admit`); 0 gives TATs' filter exactly. Each video is decoded once (``Video.sample``).
 
 **Parallelism.** ``workers > 1`` uses a process pool ("spawn" start method, so no state leaks from the parent);
-each worker builds its tracker once and runs OpenCV on one thread. Results do not depend on the number of workers or the order: the random
-subset of each video comes from ``(seed, video id)`` only (:func:`fsar.tracking.filtering.video_rng`).
+each worker builds its tracker once and runs OpenCV on one thread. Results do not depend on the number of workers
+or the order: the random subset of each video comes from ``(seed, video id)`` only
+(:func:`fsar.tracking.filtering.video_rng`).
 """
 
 from __future__ import annotations

@@ -160,6 +160,18 @@ def test_demo_runs_every_method_on_the_tiny_benchmark(tmp_path):
     # every method started from the same pretrained backbone, read from the clip store
     assert (tmp_path / "pretrain" / "backbone.safetensors").is_file()
     assert (tmp_path / "synthetic_tiny" / "clip_store" / "index.json").is_file()
+    # the two figures: valid PNGs of a sensible size, the bar chart drawn from results.json
+    from fsar.engine.demo_figures import plot_results
+
+    for name in ("results.png", "validation.png"):
+        data = (tmp_path / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+        width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        assert 400 <= width <= 2000 and 300 <= height <= 1200
+    redrawn = plot_results(rows, tmp_path / "redrawn.png")
+    assert redrawn.read_bytes() == (tmp_path / "results.png").read_bytes()
+    timings = json.loads((tmp_path / "timings.json").read_text())
+    assert {"synthesis", "tracks", "clip store", "pretraining", "tats", "whole demo"} <= set(timings)
 
 
 def test_viz_tracks_and_ta2n_write_pngs(synth, tmp_path):
@@ -218,3 +230,17 @@ def trained_checkpoint(tmp_path, synth):
     ]
     assert main(args + ["train.tensorboard=false", "--out", str(run)]) == 0
     return run / "best.pt"
+
+
+@pytest.mark.slow
+def test_demo_jobs_train_methods_in_parallel_with_the_same_results(tmp_path):
+    base = ["demo", "--preset", "tiny", "--methods", "protonet,otam", "--tasks", "4", "--episodes", "10"]
+    base += ["train.val_every=2", "train.val_episodes=5", "train.tensorboard=false"]
+    assert main([*base, "--out", str(tmp_path)]) == 0
+    one_by_one = json.loads((tmp_path / "results.json").read_text())
+    shutil.rmtree(tmp_path / "runs")  # the same benchmark, store and backbone; the methods again, two at once
+    assert main([*base, "--jobs", "2", "--out", str(tmp_path)]) == 0
+    parallel = json.loads((tmp_path / "results.json").read_text())
+    keys = ("method", "test_mean", "test_twin_mean", "selected_task")
+    assert [[r[k] for k in keys] for r in parallel] == [[r[k] for k in keys] for r in one_by_one]
+    assert "methods" in json.loads((tmp_path / "timings.json").read_text())

@@ -69,7 +69,7 @@ def test_tracker_specs_give_one_row_each(bench, tmp_path):
     ]
     assert bench.main(argv) == 0
     results = json.loads((out / "bench_trackers.json").read_text())["results"]
-    assert [r["params"]["win_size"] for r in results] == [15, 7]
+    assert [r["params"]["win_size"] for r in results] == [11, 7]
 
 
 def test_queries_start_at_the_first_visible_frame_and_are_clamped(bench):
@@ -92,3 +92,28 @@ def test_mismatched_ground_truth_is_an_error(bench, tmp_path):
     (tmp_path / "syn" / "videos" / "move" / "a.mp4").unlink()
     with pytest.raises(FileNotFoundError, match="no video"):
         bench.main(["--synthetic", str(tmp_path / "syn"), "--out", str(tmp_path / "out")])
+
+
+def test_protocol_mode_compares_with_an_earlier_revision(bench, tmp_path):
+    """Today's recipe with the reference's LK settings gives the reference revision's files, byte for byte."""
+    import shutil
+    import subprocess
+
+    repo = SCRIPT.parents[1]
+    if (
+        shutil.which("git") is None
+        or subprocess.run(
+            ["git", "-C", str(repo), "cat-file", "-e", "44f8a1e"], capture_output=True
+        ).returncode
+    ):
+        pytest.skip("needs the git history (revision 44f8a1e)")
+    make_synthetic(tmp_path / "syn", "a", (1.25, 0.5), seed=1)
+    make_synthetic(tmp_path / "syn", "b", (-2.0, 1.0), seed=2)
+    out = tmp_path / "out"
+    argv = ["--synthetic", str(tmp_path / "syn"), "--protocol", "--grid", "8", "--points", "32"]
+    argv += ["--tracker", "lk:win_size=15,max_iterations=30,epsilon=0.01", "--out", str(out)]
+    assert bench.main(argv) == 0
+    report = json.loads((out / "bench_tracking_protocol.json").read_text())
+    assert report["num_videos"] == 2 and report["identical_files"] == 2
+    assert report["reference"]["cpu_s_per_video"] > 0 and report["new"]["videos_per_s_two_cores"] > 0
+    assert "revision 44f8a1e" in (out / "bench_tracking_protocol.md").read_text()

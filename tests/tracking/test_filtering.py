@@ -137,3 +137,21 @@ def test_sample_subset_takes_preferred_points_first():
     )
     with pytest.raises(ValueError, match="preferred must be bool"):
         sample_subset(100, 10, video_rng(0, "v"), np.zeros(99, bool))
+
+
+def test_candidates_limit_what_the_filter_keeps():
+    from fsar.tracking.filtering import first_frame_admit
+
+    tracks = np.zeros((3, 4, 2))
+    tracks[:, 1] = 50.0  # far from point 0 -> kept unless not a candidate
+    vis = np.ones((3, 4), bool)
+    qf = np.array([0, 1, 1, 2])
+    np.testing.assert_array_equal(filter_redundant(tracks, vis, qf, 16), [0, 1])
+    candidates = np.array([True, False, True, True])
+    np.testing.assert_array_equal(filter_redundant(tracks, vis, qf, 16, candidates=candidates), [0])
+    # admit: points queried near a visible first-frame point are declined, others (and first-frame ones) admitted
+    admit = first_frame_admit(qf, radius=2.0)
+    positions = np.array([[10.0, 10.0], [11.0, 10.5], [30.0, 10.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(admit(1, np.array([1, 2]), positions, np.array([True] * 4)), [False, True])
+    np.testing.assert_array_equal(admit(1, np.array([1, 2]), positions, np.array([False] * 4)), [True, True])
+    np.testing.assert_array_equal(admit(0, np.array([0]), positions, np.zeros(4, bool)), [True])

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from fsar.tracking.filtering import filter_redundant, mask_before_query
 from fsar.tracking.runner import (
     ERRORS_FILE,
     IMAGE_SUFFIXES,
@@ -93,7 +94,7 @@ def test_track_frames_applies_the_whole_recipe():
     assert track_file.sampled_indices.shape == (10,)
     rows = np.arange(9)[:, None]
     assert not (track_file.visibility & (rows < track_file.query_frame[None])).any()
-    assert track_file.params["grid_size"] == 4 and track_file.params["tracker"]["win_size"] == 15
+    assert track_file.params["grid_size"] == 4 and track_file.params["tracker"]["win_size"] == 11
     again = track_frames(frames, settings.create_tracker(), settings, video_id="x", fps=25.0)
     np.testing.assert_array_equal(again.sampled_indices, track_file.sampled_indices)
 
@@ -123,8 +124,10 @@ def test_motion_query_points_put_the_subset_on_the_mover():
     assert _on_square_at_query(files["grid"], mask).mean() <= 0.25
     # TATs' uniform subset over the same points also draws grid top-ups.
     assert _on_square_at_query(files["uniform"], mask).mean() < 0.75
-    # Grid files keep exactly the parameters they always had; motion files record the rule.
-    assert set(files["grid"].params) == GRID_PARAM_KEYS
+    # Grid files keep the parameters they always had, plus the filter shortcut's radius; motion files record
+    # the rule.
+    assert set(files["grid"].params) == GRID_PARAM_KEYS | {"skip_radius"}
+    assert files["grid"].params["skip_radius"] == 2.0
     params = files["motion"].params
     assert params["query_points"] == "motion" and params["prefer_picked"] is True
     assert params["motion"] == {
@@ -213,3 +216,64 @@ def test_single_frame_video_and_too_small_grid():
     small = TrackingSettings(grid_size=2, points=8)
     with pytest.raises(ValueError, match="only 4 points remain after filtering but 8 were requested"):
         track_frames(frames, small.create_tracker(), small, video_id="one")
+
+
+def _plain_recipe(frames, settings):
+    """Today's order of work (every point tracked both ways, then the filter): what the split path must equal."""
+    queries = settings.make_queries(frames, "v")
+    tracks, vis = settings.create_tracker().track(frames, queries)
+    vis = mask_before_query(vis, queries.query_frame)
+    keep = filter_redundant(tracks, vis, queries.query_frame, settings.max_dist)
+    return tracks[:, keep], vis[:, keep], len(queries)
+
+
+@pytest.mark.parametrize(
+    "frames",
+    [
+        moving_square(**SQUARE),
+        translating_texture(12, 48, 64, (1.5, -0.5), seed=7),
+    ],
+    ids=["moving square", "translating texture"],
+)
+def test_split_tracking_gives_the_plain_recipes_files(frames):
+    settings = TrackingSettings(grid_size=8, points=16, max_dist=4.0, skip_radius=0.0)
+    tracks, vis, total = _plain_recipe(frames, settings)
+    track_file = track_frames(frames, settings.create_tracker(), settings, video_id="v")
+    assert track_file.num_points_total == total and tracks.shape[1] > 64  # later query frames kept points too
+    np.testing.assert_array_equal(track_file.tracks, tracks)  # backward rows of the kept points included
+    np.testing.assert_array_equal(track_file.visibility, vis)
+    assert "skip_radius" not in track_file.params
+
+
+def test_skip_radius_tracks_fewer_points_and_keeps_only_tracked_ones():
+    frames = moving_square(**SQUARE)
+    exact = TrackingSettings(grid_size=8, points=16, max_dist=4.0, skip_radius=0.0)
+    fast = TrackingSettings(grid_size=8, points=16, max_dist=4.0, skip_radius=1.0)
+    calls = []
+    tracker = fast.create_tracker()
+    real_step = tracker._step
+
+    def counting_step(src, dst, points):
+        calls.append(len(points))
+        return real_step(src, dst, points)
+
+    tracker._step = counting_step
+    fast_file = track_frames(frames, tracker, fast, video_id="v")
+    skipped_work = sum(calls)
+    calls.clear()
+    exact_tracker = exact.create_tracker()
+    exact_tracker._step = counting_step
+    exact_file = track_frames(frames, exact_tracker, exact, video_id="v")
+    assert skipped_work < 0.7 * sum(calls)
+    assert fast_file.params["skip_radius"] == 1.0
+    # every point the shortcut keeps is kept by the exact recipe, with the same track
+    exact_rows = {
+        (int(q), *np.round(t, 4).tolist()): i
+        for i, (q, t) in enumerate(
+            zip(exact_file.query_frame, exact_file.tracks.transpose(1, 0, 2).reshape(-1, 2 * 10))
+        )
+    }
+    for q, t in zip(fast_file.query_frame, fast_file.tracks.transpose(1, 0, 2).reshape(-1, 2 * 10)):
+        assert (int(q), *np.round(t, 4).tolist()) in exact_rows
+    with pytest.raises(ValueError, match="skip_radius"):
+        TrackingSettings(max_dist=4.0, skip_radius=4.0)

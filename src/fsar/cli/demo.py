@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from fsar.cli.overrides import add_overrides
-from fsar.engine.demo import DEMO_METHODS  # a light module: no torch at import
+from fsar.engine.demo import DEMO_METHODS, EXTENDED_DEMO_METHODS  # a light module: no torch at import
 
 
 def register(subparsers) -> None:
@@ -17,15 +17,33 @@ def register(subparsers) -> None:
         "store, base-class pretraining of the backbone (`fsar pretrain`), then every method trained from the "
         "pretrained backbone under the same budget and evaluated 5-way 1-shot: standard accuracy, accuracy on "
         "twin queries (the reversed-order twin class is in the episode) and on order episodes, with 95%% "
-        "intervals. Steps already done in --out are reused.",
+        "intervals, and two figures (results.png, validation.png). Steps already done in --out are reused.",
     )
     p.add_argument("--out", default="runs/demo", help="output folder (synthetic data, runs, results.md)")
     p.add_argument(
         "--preset", default="default", choices=("default", "tiny"), help="synthetic dataset preset"
     )
-    p.add_argument("--methods", default=",".join(DEMO_METHODS), help="comma-separated methods to run")
+    p.add_argument(
+        "--methods",
+        default=None,
+        help=f"comma-separated methods to run (default: {','.join(DEMO_METHODS)})",
+    )
+    p.add_argument(
+        "--extended",
+        action="store_true",
+        help="also run the methods too slow for the five-minute demo"
+        + (f" ({','.join(EXTENDED_DEMO_METHODS)})" if EXTENDED_DEMO_METHODS else " (none yet)")
+        + "; ignored with --methods",
+    )
     p.add_argument("--tasks", type=int, default=None, help="training episodes per method (default: preset's)")
     p.add_argument("--episodes", type=int, default=None, help="test episodes per method (default: preset's)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="methods trained at once, each in its own process with one torch thread (default 1: one after "
+        "another, each with all threads)",
+    )
     p.add_argument("--seed", type=int, default=0, help="training seed of every method")
     p.add_argument(
         "--synth-seed", type=int, default=0, help="seed of the synthetic benchmark (new classes and videos)"
@@ -47,7 +65,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from fsar.engine.demo import run_demo
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = [m.strip() for m in (args.methods or "").split(",") if m.strip()] or None
     run_demo(
         args.out,
         preset=args.preset,
@@ -59,5 +77,7 @@ def run(args: argparse.Namespace) -> int:
         overrides=list(args.overrides),
         clip_store=not args.no_clip_store,
         pretrain=not args.no_pretrain,
+        extended=args.extended,
+        jobs=args.jobs,
     )
     return 0

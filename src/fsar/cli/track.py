@@ -104,6 +104,14 @@ def register(subparsers) -> None:
     )
     p.add_argument("--max-dist", type=float, default=16.0, help="redundancy filter distance in pixels (16)")
     p.add_argument(
+        "--skip-radius",
+        type=float,
+        default=None,
+        help="lk: do not track a point queried within this many pixels of a visible first-frame trajectory "
+        "(fsar's shortcut of the redundancy filter, not TATs'; default 2 for lk, which changed no track file "
+        "in BENCHMARKS.md; 0 = TATs' filter exactly)",
+    )
+    p.add_argument(
         "--max-fps",
         type=float,
         default=10.0,
@@ -178,20 +186,25 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"fsar track: error: {exc}", file=sys.stderr)
         return 2
-    settings = TrackingSettings(
-        tracker=args.tracker,
-        tracker_options=options,
-        grid_size=args.grid,
-        grid=args.grid_style,
-        query=args.query,
-        points=args.points,
-        seed=args.seed,
-        max_dist=args.max_dist,
-        max_fps=args.max_fps,
-        query_points=args.query_points,
-        motion=motion,
-        prefer_picked=not args.uniform_subset,
-    )
+    try:
+        settings = TrackingSettings(
+            tracker=args.tracker,
+            tracker_options=options,
+            grid_size=args.grid,
+            grid=args.grid_style,
+            query=args.query,
+            points=args.points,
+            seed=args.seed,
+            max_dist=args.max_dist,
+            max_fps=args.max_fps,
+            query_points=args.query_points,
+            motion=motion,
+            prefer_picked=not args.uniform_subset,
+            skip_radius=args.skip_radius,
+        )
+    except ValueError as exc:
+        print(f"fsar track: error: {exc}", file=sys.stderr)
+        return 2
     try:
         settings.create_tracker()  # bad tracker name / options / missing package: fail before any work
     except (KeyError, TypeError, ValueError, ImportError, FileNotFoundError) as exc:

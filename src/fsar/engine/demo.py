@@ -13,12 +13,34 @@ tracks, clip store and pretrained weights are all resumable), so a second run on
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
 from fsar.errors import ConfigError, FsarError
 
 DEMO_METHODS = ("protonet", "otam", "ta2n", "tats", "trx")
+# Methods too slow for `make demo`'s five-minute budget; `fsar demo --extended` (`make demo-extended`) runs them
+# after DEMO_METHODS. Each needs demo_<method>.yaml (and demo_<method>_tiny.yaml for --preset tiny).
+EXTENDED_DEMO_METHODS: tuple[str, ...] = ()
+# Methods that read point tracks: the demo makes LK tracks (and a clip store with their frames) when one runs.
+TRACK_METHODS = ("tats", "trokens")
+# fsar's shortcut of TATs' redundancy filter in the demo's tracking (fsar.tracking.filtering.first_frame_admit):
+# on the demo's videos it changed no track file (BENCHMARKS.md) and saves a third of the tracking.
+DEMO_SKIP_RADIUS = 2.0
+# The LK settings the demo's table was made with (LKTracker's defaults until 2026-12-04).
+DEMO_LK_OPTIONS = {"win_size": 15, "max_iterations": 30, "epsilon": 0.01}
+
+
+def demo_methods(extended: bool = False) -> list[str]:
+    """The methods `fsar demo` runs by default (with ``extended``, EXTENDED_DEMO_METHODS after them)."""
+    return list(DEMO_METHODS) + (list(EXTENDED_DEMO_METHODS) if extended else [])
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process (all threads) and of its finished worker processes."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def _interval(row: dict, key: str) -> str:
@@ -50,7 +72,8 @@ def _preset(name: str, preset: str) -> str:
 
 def make_tracks(synth_dir: Path, tracks_dir: Path, log, workers: int = 2) -> None:
     """LK point tracks of every video of the synthetic benchmark on TATs' uniform query grid, at 6 fps (what
-    `fsar track --benchmark synthetic --grid 8 --points 64 --max-fps 6` does).
+    `fsar track --benchmark synthetic --grid 8 --points 64 --max-fps 6 --skip-radius 2 --tracker-option
+    win_size=15 --tracker-option max_iterations=30 --tracker-option epsilon=0.01` does).
 
     Measured on this benchmark (README, BENCHMARKS.md): motion query points (``--query-points motion``) put ten
     times more of the sampled points on the actor (57% vs 6%), but TATs then scored lower on twin queries (65.4%
@@ -61,7 +84,14 @@ def make_tracks(synth_dir: Path, tracks_dir: Path, log, workers: int = 2) -> Non
 
     bench = load_synthetic(synth_dir)
     jobs, missing = benchmark_jobs(bench, ("train", "val", "test"), tracks_dir)
-    settings = TrackingSettings(tracker="lk", grid_size=8, points=64, max_fps=6.0)
+    settings = TrackingSettings(
+        tracker="lk",
+        tracker_options=DEMO_LK_OPTIONS,
+        grid_size=8,
+        points=64,
+        max_fps=6.0,
+        skip_radius=DEMO_SKIP_RADIUS,
+    )
     report = run_tracking(jobs, settings, workers=workers, progress=False)
     if missing or report.failed:
         failed = len(report.failed)
@@ -110,62 +140,105 @@ def run_demo(
     log=print,
     clip_store: bool = True,
     pretrain: bool = True,
+    extended: bool = False,
+    jobs: int = 1,
 ) -> list[dict]:
     """Run the demo into ``out``; return one results dict per method (also in ``out/results.json``).
 
     ``seed``: training seed of every method; ``synth_seed``: the synthetic benchmark's seed (another seed gives
-    new classes and videos); ``overrides``: config overrides applied to every method (and the pretraining)."""
+    new classes and videos); ``overrides``: config overrides applied to every method (and the pretraining);
+    ``extended``: without ``methods``, also run EXTENDED_DEMO_METHODS; ``jobs`` > 1: train that many methods at
+    once in separate processes with one torch thread each (results may differ from ``jobs=1`` in the last digits,
+    as the arithmetic is split over threads differently). Writes ``results.md``, ``results.json``,
+    ``results.png`` (standard and twin-query accuracy per method) and ``validation.png`` (validation curves)."""
     from fsar.data.synthetic import SynthConfig, generate_synthetic
     from fsar.engine.config import load_config
     from fsar.engine.trainer import Trainer
 
-    start = time.perf_counter()
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    start, cpu_start = time.perf_counter(), _cpu_seconds()
     out = Path(out)
-    methods = list(methods or DEMO_METHODS)
+    methods = list(methods or demo_methods(extended))
+    steps: dict[str, dict[str, float]] = {}
+
+    def timed(name: str, started: tuple[float, float]) -> float:
+        wall, cpu = time.perf_counter() - started[0], _cpu_seconds() - started[1]
+        steps[name] = {"wall_s": wall, "cpu_s": cpu}
+        return wall
+
+    def clock() -> tuple[float, float]:
+        return time.perf_counter(), _cpu_seconds()
+
     synth_dir = out / (f"synthetic_{preset}" + (f"_seed{synth_seed}" if synth_seed else ""))
-    stamp = time.perf_counter()
+    stamp = clock()
     generate_synthetic(synth_dir, SynthConfig.preset(preset, seed=synth_seed), progress=False)
-    log(f"synthetic benchmark ready in {synth_dir} ({time.perf_counter() - stamp:.0f} s)")
+    log(f"synthetic benchmark ready in {synth_dir} ({timed('synthesis', stamp):.0f} s)")
 
     common = [f"data.root={synth_dir}", *(overrides or [])]
-    tracks_dir = synth_dir / "tracks_lk" if "tats" in methods else None
+    tracks_dir = synth_dir / "tracks_lk" if any(m in TRACK_METHODS for m in methods) else None
     if tracks_dir is not None:
-        stamp = time.perf_counter()
+        stamp = clock()
         make_tracks(synth_dir, tracks_dir, log)
-        log(f"  ({time.perf_counter() - stamp:.0f} s)")
+        log(f"  ({timed('tracks', stamp):.0f} s)")
     store_dir = synth_dir / "clip_store"
     if clip_store:
-        stamp = time.perf_counter()
+        stamp = clock()
         make_clip_store(load_config(_preset("base", preset), common), store_dir, tracks_dir, log)
-        log(f"  ({time.perf_counter() - stamp:.0f} s)")
+        log(f"  ({timed('clip store', stamp):.0f} s)")
         common.append(f"data.clip_store={store_dir}")
 
     if pretrain:
         from fsar.engine.pretrain import pretrain_backbone
 
-        stamp = time.perf_counter()
+        stamp = clock()
         pre_cfg = load_config(_preset("pretrain", preset), common)
         pre_dir = out / "pretrain"
         pretrain_backbone(pre_cfg, pre_dir, log=log)
         common.append(f"model.backbone_weights={pre_dir / 'backbone.safetensors'}")
-        log(f"pretrained backbone in {pre_dir} ({time.perf_counter() - stamp:.0f} s)")
+        log(f"pretrained backbone in {pre_dir} ({timed('pretraining', stamp):.0f} s)")
 
-    rows = []
+    configs = {}
     for method in methods:
         extra = [*common, f"train.seed={seed}"]
-        if method == "tats":
+        if method in TRACK_METHODS:
             extra.append(f"data.tracks={tracks_dir}")
         if tasks is not None:
             extra.append(f"train.tasks={tasks}")
         if episodes is not None:
             extra.append(f"eval.episodes={episodes}")
         try:
-            cfg = load_config(_preset(method, preset), extra)
+            configs[method] = (load_config(_preset(method, preset), extra), extra)
         except ConfigError as exc:
             raise ConfigError(f"demo method {method!r}: {exc}") from None
-        log(f"== {method}: {cfg.train.tasks} training episodes, {cfg.eval.episodes} test episodes")
-        result = Trainer(cfg, out / "runs" / method, log=log).fit()
-        rows.append({**result, "train_tasks": cfg.train.tasks})
+    results: dict[str, dict] = {}
+    if jobs <= 1:
+        for method, (cfg, _) in configs.items():
+            log(f"== {method}: {cfg.train.tasks} training episodes, {cfg.eval.episodes} test episodes")
+            stamp = clock()
+            results[method] = Trainer(cfg, out / "runs" / method, log=log).fit()
+            timed(method, stamp)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        stamp = clock()
+        log(f"== {', '.join(methods)}: {jobs} at a time, one torch thread each")
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(jobs, len(methods)), mp_context=context) as pool:
+            futures = {
+                method: pool.submit(
+                    _train_method, _preset(method, preset), extra, str(out / "runs" / method), method
+                )
+                for method, (_, extra) in configs.items()
+            }
+            for method, future in futures.items():
+                results[method], seconds = future.result()
+                steps[method] = {"wall_s": seconds}
+                log(f"== {method} done ({seconds:.0f} s)")
+        timed("methods", stamp)
+    rows = [{**results[m], "train_tasks": cfg.train.tasks} for m, (cfg, _) in configs.items()]
+    way = next(iter(configs.values()))[0].episodes.way if configs else 5
     table = format_results_table(rows)
     total = time.perf_counter() - start
     (out / "results.md").write_text(
@@ -174,6 +247,34 @@ def run_demo(
         f"each holds two twin pairs. Checkpoints selected on the validation split. Whole demo: {total:.0f} s.\n"
     )
     (out / "results.json").write_text(json.dumps(rows, indent=2))
+    steps["whole demo"] = {"wall_s": total, "cpu_s": _cpu_seconds() - cpu_start}
+    (out / "timings.json").write_text(json.dumps(steps, indent=2))
+    figures = write_figures(out, rows, methods, way=way)
     log("\n" + table)
     log(f"whole demo: {total:.0f} s; table in {out / 'results.md'}")
+    log(f"figures: {figures[0]} (test accuracy) and {figures[1]} (validation curves)")
     return rows
+
+
+def _train_method(preset: str, overrides: list[str], run_dir: str, method: str) -> tuple[dict, float]:
+    """Train and evaluate one demo method in a worker process (one torch thread); its log lines are prefixed."""
+    import torch
+
+    from fsar.engine.config import load_config
+    from fsar.engine.trainer import Trainer
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    cfg = load_config(preset, overrides)
+    result = Trainer(cfg, Path(run_dir), log=lambda text: print(f"[{method}] {text}", flush=True)).fit()
+    return result, time.perf_counter() - start
+
+
+def write_figures(out: Path, rows: list[dict], methods: list[str], way: int = 5) -> tuple[Path, Path]:
+    """``out/results.png`` from the rows of ``results.json`` and ``out/validation.png`` from each method's
+    ``runs/<method>/val_log.csv``."""
+    from fsar.engine.demo_figures import plot_results, plot_validation_curves
+
+    results = plot_results(rows, out / "results.png", way=way)
+    curves = plot_validation_curves({m: out / "runs" / m for m in methods}, out / "validation.png", way=way)
+    return results, curves

@@ -28,7 +28,11 @@ def mask_before_query(visibility: np.ndarray, query_frame: np.ndarray) -> np.nda
 
 
 def filter_redundant(
-    tracks: np.ndarray, visibility: np.ndarray, query_frame: np.ndarray, max_dist: float = 16.0
+    tracks: np.ndarray,
+    visibility: np.ndarray,
+    query_frame: np.ndarray,
+    max_dist: float = 16.0,
+    candidates: np.ndarray | None = None,
 ) -> np.ndarray:
     """Ids (int64, sorted) of the points kept by TATs' redundancy filter ("corrected", ``max_dist`` in pixels).
 
@@ -39,6 +43,10 @@ def filter_redundant(
       every previous point is > ``max_dist``, where distance = mean over rows t >= q of the Euclidean distance
       between the two tracks.
     New points of the same query frame are not compared with each other.
+
+    ``candidates`` (bool [N], optional; fsar's own): only these points can be kept (points that were not tracked,
+    see :func:`first_frame_admit`); without it every point is a candidate, as in TATs.
+    Only rows ``t >= query_frame`` of each point are read, so forward tracks suffice.
     """
     tracks = np.asarray(tracks, dtype=np.float64)
     visibility = np.asarray(visibility, dtype=bool)
@@ -50,24 +58,55 @@ def filter_redundant(
         raise ValueError(
             f"visibility must be {(T, N)} and query_frame {(N,)}, got {visibility.shape} and {query_frame.shape}"
         )
+    if candidates is None:
+        candidates = np.ones(N, dtype=bool)
+    candidates = np.asarray(candidates, dtype=bool)
+    if candidates.shape != (N,):
+        raise ValueError(f"candidates must be bool [{N}], got shape {candidates.shape}")
     if N == 0:
         return np.zeros(0, dtype=np.int64)
     frames = np.unique(query_frame)
     keep = np.zeros(N, dtype=bool)
-    keep[query_frame == frames[0]] = True
+    keep[(query_frame == frames[0]) & candidates] = True
     for q in frames[1:]:
-        new = np.flatnonzero(query_frame == q)
+        new = np.flatnonzero((query_frame == q) & candidates)
+        if new.size == 0:
+            continue
         prev = np.flatnonzero(keep & visibility[q])
         if prev.size == 0:
             keep[new] = True
             continue
         total = np.zeros((new.size, prev.size))
         for t in range(q, T):  # accumulate frame by frame: [new, prev] stays small
-            diff = tracks[t, new][:, None, :] - tracks[t, prev][None, :, :]
-            total += np.sqrt((diff**2).sum(axis=-1))
+            dx = tracks[t, new, 0][:, None] - tracks[t, prev, 0][None, :]
+            dy = tracks[t, new, 1][:, None] - tracks[t, prev, 1][None, :]
+            total += np.sqrt(dx * dx + dy * dy)
         mean_dist = total / (T - q)
         keep[new[mean_dist.min(axis=1) > max_dist]] = True
     return np.flatnonzero(keep).astype(np.int64)
+
+
+def first_frame_admit(query_frame: np.ndarray, radius: float):
+    """An ``admit`` rule for :meth:`fsar.tracking.lk.LKTracker.track_forward` (fsar's own shortcut of
+    :func:`filter_redundant`, not in TATs): a point queried after the first query frame is not tracked when a
+    point of the first query frame (always kept by the filter) is visible within ``radius`` pixels of it on its
+    query frame. Such a point starts where a kept trajectory already is, so with ``radius`` well below
+    ``max_dist`` the filter would drop it anyway; skipping it saves its tracking. ``radius <= 0`` admits every
+    point (the exact recipe)."""
+    query_frame = np.asarray(query_frame)
+    first = int(query_frame.min()) if query_frame.size else 0
+    first_ids = np.flatnonzero(query_frame == first)
+
+    def admit(t: int, ids: np.ndarray, positions: np.ndarray, visible: np.ndarray) -> np.ndarray:
+        if t == first or radius <= 0:
+            return np.ones(ids.size, dtype=bool)
+        ref = first_ids[visible[first_ids]]
+        if ref.size == 0:
+            return np.ones(ids.size, dtype=bool)
+        diff = positions[ids][:, None, :] - positions[ref][None, :, :]
+        return (diff**2).sum(axis=-1).min(axis=1) > float(radius) ** 2
+
+    return admit
 
 
 def video_rng(seed: int, video_id: str, stream: int = 0) -> np.random.Generator:

@@ -15,9 +15,17 @@ a slow video; fsar does not). The chosen frame numbers are stored in the file's 
 whose output already exists, is valid and was made with the same tracker and parameters is skipped. A video
 that fails is recorded with its error message and the run goes on (:class:`TrackingReport`).
 
+**Order of work.** With a tracker that tracks forward and backward separately (``lk``), every point is tracked
+forward from its query frame, the redundancy filter runs on those rows (the only ones it reads), and only the
+kept points are tracked backward: the same files as tracking every point both ways, for about half the work.
+``skip_radius`` (default 2 px for ``lk``; fsar's own) also leaves untracked the points queried within that
+distance of a visible first-frame trajectory, which the filter would drop (:func:`fsar.tracking.filtering.
+first_frame_admit`); 0 gives TATs' filter exactly. Each video is decoded once (``Video.sample``).
+
 **Parallelism.** ``workers > 1`` uses a process pool ("spawn" start method, so no state leaks from the parent);
-each worker builds its tracker once. Results do not depend on the number of workers or the order: the random
-subset of each video comes from ``(seed, video id)`` only (:func:`fsar.tracking.filtering.video_rng`).
+each worker builds its tracker once and runs OpenCV on one thread. Results do not depend on the number of workers
+or the order: the random subset of each video comes from ``(seed, video id)`` only
+(:func:`fsar.tracking.filtering.video_rng`).
 """
 
 from __future__ import annotations
@@ -31,12 +39,18 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from fsar.errors import TrackFileError
-from fsar.tracking.filtering import filter_redundant, mask_before_query, sample_subset, video_rng
+from fsar.tracking.filtering import (
+    filter_redundant,
+    first_frame_admit,
+    mask_before_query,
+    sample_subset,
+    video_rng,
+)
 from fsar.tracking.queries import QUERY_POINTS, MotionRule, Queries, build_motion_queries, build_queries
 from fsar.tracking.registry import TRACKERS, PointTracker
 from fsar.tracking.trackfile import TrackFile, canonical_json
@@ -46,6 +60,8 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".webm", ".mkv", ".avi", ".mov"})
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
 ALL_FRAMES_SUFFIXES = frozenset({".webm"})  # tracked at native frame rate, as TATs does for SSv2
 ERRORS_FILE = "errors.txt"
+# Changed no track file on 30 videos of the default synthetic benchmark (grid 16 and grid 8; BENCHMARKS.md).
+DEFAULT_SKIP_RADIUS = 2.0
 
 VideoOpener = Callable[[Path], Any]
 
@@ -74,6 +90,9 @@ class TrackingSettings:
     query_points: str = "grid"  # grid (TATs) | motion (fsar.tracking.queries.MotionRule)
     motion: MotionRule = field(default_factory=MotionRule)
     prefer_picked: bool = True  # motion: the subset takes motion picks before grid top-ups
+    # > 0: first_frame_admit's shortcut of the redundancy filter (fsar's own); 0: TATs' filter exactly.
+    # None: DEFAULT_SKIP_RADIUS for lk (a tracker that tracks forward first), 0 for the others.
+    skip_radius: float | None = None
 
     def __post_init__(self) -> None:
         if self.query_points not in QUERY_POINTS:
@@ -82,6 +101,17 @@ class TrackingSettings:
             )
         if not isinstance(self.motion, MotionRule):
             raise TypeError(f"motion must be a MotionRule, got {type(self.motion).__name__}")
+        if self.skip_radius is None:
+            lk = self.tracker == "lk" and self.max_dist > DEFAULT_SKIP_RADIUS
+            self.skip_radius = DEFAULT_SKIP_RADIUS if lk else 0.0
+        if self.skip_radius > 0 and self.tracker != "lk":
+            raise ValueError(
+                f"skip_radius needs a tracker that tracks forward first (lk); {self.tracker} does not: use 0"
+            )
+        if not (math.isfinite(self.skip_radius) and 0 <= self.skip_radius < self.max_dist):
+            raise ValueError(
+                f"skip_radius must be >= 0 and below max_dist ({self.max_dist} px), got {self.skip_radius}"
+            )
 
     def create_tracker(self) -> PointTracker:
         return TRACKERS.create(self.tracker, **self.tracker_options)
@@ -102,6 +132,8 @@ class TrackingSettings:
                 "motion": self.motion.params(),
                 "prefer_picked": bool(self.prefer_picked),
             }
+        if self.skip_radius > 0:  # files made without the shortcut keep their parameters
+            extra["skip_radius"] = float(self.skip_radius)
         return {
             **extra,
             "tracker": tracker_params,
@@ -244,6 +276,40 @@ def tracker_timeline(num_frames: int, fps: float | None, max_fps: float, suffix:
     return np.unique(np.linspace(0, num_frames - 1, count).astype(np.int64))
 
 
+@runtime_checkable
+class SplitTracker(Protocol):
+    """A tracker that can track forward from the query frames and backward separately
+    (:class:`fsar.tracking.lk.LKTracker`). The runner then tracks backward only the points the filter keeps."""
+
+    def track_forward(
+        self, frames: np.ndarray, queries: Queries, admit: Any = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+    def track_backward(self, frames: np.ndarray, queries: Queries) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def _track_kept_points(
+    frames: np.ndarray, tracker: SplitTracker, settings: TrackingSettings, queries: Queries
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The recipe with a split tracker: forward tracks of every point, the redundancy filter (which reads rows
+    at and after the query frames only), then backward tracks of the kept points alone. Gives the tracks,
+    the visibility (masked before the query frames) and the kept ids; with ``skip_radius`` 0 they equal the
+    plain recipe's (``tracker.track`` on every point, then the filter)."""
+    qf = queries.query_frame
+    admit = first_frame_admit(qf, settings.skip_radius) if settings.skip_radius > 0 else None
+    forward, forward_vis, tracked = tracker.track_forward(frames, queries, admit)
+    visibility = mask_before_query(forward_vis, qf)
+    keep = filter_redundant(forward, visibility, qf, settings.max_dist, candidates=tracked)
+    tracks = forward
+    late = keep[qf[keep] > 0]  # points queried on frame 0 have no rows before it
+    if late.size:
+        kept = Queries(qf[late], queries.xy[late])
+        backward, _ = tracker.track_backward(frames, kept)
+        before = np.arange(frames.shape[0])[:, None] < qf[late][None, :]
+        tracks[:, late] = np.where(before[..., None], backward, forward[:, late])
+    return tracks, visibility, keep
+
+
 def track_frames(
     frames: np.ndarray,
     tracker: PointTracker,
@@ -257,9 +323,16 @@ def track_frames(
     T, H, W = frames.shape[:3]
     timeline = np.arange(T, dtype=np.int64) if timeline is None else np.asarray(timeline, dtype=np.int64)
     queries = settings.make_queries(frames, video_id)
-    tracks, visibility = tracker.track(frames, queries)
-    visibility = mask_before_query(visibility, queries.query_frame)
-    keep = filter_redundant(tracks, visibility, queries.query_frame, settings.max_dist)
+    if isinstance(tracker, SplitTracker):
+        tracks, visibility, keep = _track_kept_points(frames, tracker, settings, queries)
+    else:
+        if settings.skip_radius > 0:
+            raise ValueError(
+                f"skip_radius needs a tracker that tracks forward first (lk); {tracker.name} does not"
+            )
+        tracks, visibility = tracker.track(frames, queries)
+        visibility = mask_before_query(visibility, queries.query_frame)
+        keep = filter_redundant(tracks, visibility, queries.query_frame, settings.max_dist)
     preferred = queries.picked[keep] if settings.prefer_picked and queries.picked is not None else None
     sampled = sample_subset(keep.size, settings.points, video_rng(settings.seed, video_id), preferred)
     return TrackFile(
@@ -289,8 +362,18 @@ def track_video(
     source = Path(source)
     video = (video_opener or open_video_with_fsar_data)(source)
     suffix = "" if source.is_dir() else source.suffix
-    timeline = tracker_timeline(int(video.num_frames), video.fps, settings.max_fps, suffix)
-    frames = np.asarray(video.frames(timeline))
+    fps = video.fps
+
+    def choose(num_frames: int) -> np.ndarray:
+        return tracker_timeline(int(num_frames), fps, settings.max_fps, suffix)
+
+    if hasattr(video, "sample"):  # fsar's readers count the frames and decode them in one pass
+        timeline, frames, _ = video.sample(choose)
+        timeline = np.asarray(timeline, dtype=np.int64)
+    else:
+        timeline = choose(video.num_frames)
+        frames = video.frames(timeline)
+    frames = np.asarray(frames)
     if (
         frames.dtype != np.uint8
         or frames.ndim != 4
@@ -323,6 +406,9 @@ _WORKER_STATE: dict[str, Any] = {}
 
 
 def _init_worker(settings: TrackingSettings, video_opener: VideoOpener | None) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # the workers are the parallelism; OpenCV's own threads only add overhead here
     _WORKER_STATE["tracker"] = settings.create_tracker()
     _WORKER_STATE["settings"] = settings
     _WORKER_STATE["opener"] = video_opener

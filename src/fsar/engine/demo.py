@@ -92,7 +92,7 @@ def make_tracks(synth_dir: Path, tracks_dir: Path, log, workers: int = 2) -> Non
         max_fps=6.0,
         skip_radius=DEMO_SKIP_RADIUS,
     )
-    report = run_tracking(jobs, settings, workers=workers, progress=False)
+    report = run_tracking(jobs, settings, workers=workers, progress=True)
     if missing or report.failed:
         failed = len(report.failed)
         report.failed.extend((Path(str(r.entry)), "video missing under the benchmark root") for r in missing)
@@ -121,7 +121,7 @@ def make_clip_store(cfg, store_dir: Path, tracks_dir: Path | None, log, workers:
         resize_to=data.resize_to,
         tracks=tracks_dir,
         workers=workers,
-        progress=False,
+        progress=True,
     )
     if report.failed:
         raise FsarError(f"the clip store is incomplete; see {store_dir / 'errors.txt'}")
@@ -172,7 +172,7 @@ def run_demo(
 
     synth_dir = out / (f"synthetic_{preset}" + (f"_seed{synth_seed}" if synth_seed else ""))
     stamp = clock()
-    generate_synthetic(synth_dir, SynthConfig.preset(preset, seed=synth_seed), progress=False)
+    generate_synthetic(synth_dir, SynthConfig.preset(preset, seed=synth_seed), progress=True)
     log(f"synthetic benchmark ready in {synth_dir} ({timed('synthesis', stamp):.0f} s)")
 
     common = [f"data.root={synth_dir}", *(overrides or [])]

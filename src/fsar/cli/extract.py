@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from fsar.engine.config import load_config
     from fsar.engine.data_setup import build_split_clips
     from fsar.engine.feature_cache import DTYPES, cache_summary, extract_features
+    from fsar.procs import lock_folder
 
     cfg = load_config(args.config, args.overrides)
     names = tuple(s.strip() for s in args.splits.split(",") if s.strip())
@@ -38,16 +39,17 @@ def run(args: argparse.Namespace) -> int:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.train.seed)  # the same (random-init) weights as a run with this config
         backbone = build_backbone(cfg.model)
-    index = extract_features(
-        cfg,
-        backbone,
-        clips,
-        {n: c.source for n, c in clips.items()},
-        args.out,
-        resolve_device(args.device),
-        dtype=args.dtype,
-        batch_videos=args.batch_videos,
-    )
+    with lock_folder(args.out):  # one extraction per folder (see fsar.procs)
+        index = extract_features(
+            cfg,
+            backbone,
+            clips,
+            {n: c.source for n, c in clips.items()},
+            args.out,
+            resolve_device(args.device),
+            dtype=args.dtype,
+            batch_videos=args.batch_videos,
+        )
     size = torch.empty((), dtype=DTYPES[args.dtype]).element_size()
     for name, s in cache_summary(index, size).items():
         print(

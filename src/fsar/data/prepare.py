@@ -45,6 +45,7 @@ from fsar.data.clip_store import (
     stored_size,
 )
 from fsar.data.keys import diff_keys, write_json_atomic
+from fsar.procs import die_with_parent, is_lock_file
 
 DEFAULT_MAX_FRAMES = 512
 DEFAULT_SHARD_VIDEOS = 256
@@ -101,6 +102,8 @@ class PrepareReport:
 # ------------------------------------------------------------------------------------------------ workers
 def _init_worker() -> None:
     import torch
+
+    die_with_parent()
 
     torch.set_num_threads(1)
 
@@ -388,7 +391,7 @@ def _check_build(out: Path, key: dict, layout: dict) -> dict:
 
     path = out / BUILD_FILE
     if not path.is_file():
-        if out.exists() and any(p.name not in (ERRORS_FILE,) for p in out.iterdir()):
+        if out.exists() and any(p.name != ERRORS_FILE and not is_lock_file(p.name) for p in out.iterdir()):
             raise ClipStoreError(
                 f"{out}: the folder is not empty and holds no clip store being built; choose an empty --out"
             )

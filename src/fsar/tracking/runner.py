@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from fsar.errors import TrackFileError
+from fsar.procs import die_with_parent
 from fsar.tracking.filtering import filter_redundant, mask_before_query, sample_subset, video_rng
 from fsar.tracking.queries import QUERY_POINTS, MotionRule, Queries, build_motion_queries, build_queries
 from fsar.tracking.registry import TRACKERS, PointTracker
@@ -323,6 +324,7 @@ _WORKER_STATE: dict[str, Any] = {}
 
 
 def _init_worker(settings: TrackingSettings, video_opener: VideoOpener | None) -> None:
+    die_with_parent()
     _WORKER_STATE["tracker"] = settings.create_tracker()
     _WORKER_STATE["settings"] = settings
     _WORKER_STATE["opener"] = video_opener

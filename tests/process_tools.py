@@ -27,28 +27,33 @@ def new_marker_env(**extra: str) -> tuple[str, dict[str, str]]:
     return marker, dict(os.environ, **{MARKER: marker, "PYTHONPATH": path, "HF_HUB_OFFLINE": "1"}, **extra)
 
 
-def marked_pids(marker: str) -> set[int]:
-    """Live (not zombie) processes of this user whose environment holds ``FSAR_TEST_MARKER=marker``."""
+def marked_pids(marker: str, session: int | None = None) -> set[int]:
+    """Live (not zombie) processes of this user whose environment holds ``FSAR_TEST_MARKER=marker`` or, with
+    ``session``, that belong to that session (started with ``start_new_session=True``: its leader's PID). The
+    session also finds a process in the middle of exiting: its environment is unreadable from the moment its
+    memory is released, but it still holds its open files (and so its locks) until a little later."""
     needle = f"{MARKER}={marker}".encode()
     found = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if needle not in (entry / "environ").read_bytes().split(b"\0"):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            mine = session is not None and int(fields[3]) == session
+            if not mine and needle not in (entry / "environ").read_bytes().split(b"\0"):
                 continue
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:  # gone, or another user's
             continue
-        if state not in ("Z", "X"):
+        if fields[0] not in ("Z", "X"):
             found.add(int(entry.name))
     return found
 
 
-def wait_until_gone(marker: str, timeout_s: float) -> set[int]:
-    """Wait up to ``timeout_s`` for every marked process to end; returns those still alive."""
+def wait_until_gone(marker: str, timeout_s: float, session: int | None = None) -> set[int]:
+    """Wait up to ``timeout_s`` for every marked process (see :func:`marked_pids`) to end; returns those still
+    alive."""
     deadline = time.monotonic() + timeout_s
-    while (alive := marked_pids(marker)) and time.monotonic() < deadline:
+    while (alive := marked_pids(marker, session)) and time.monotonic() < deadline:
         time.sleep(0.1)
     return alive
 
@@ -62,9 +67,9 @@ def wait_for(predicate, timeout_s: float, interval_s: float = 0.05) -> bool:
     return False
 
 
-def kill_marked(marker: str) -> None:
+def kill_marked(marker: str, session: int | None = None) -> None:
     """Clean-up: SIGKILL whatever is left of this test's own processes."""
-    for pid in marked_pids(marker):
+    for pid in marked_pids(marker, session):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 

@@ -41,9 +41,9 @@ def test_pool_workers_end_when_the_parent_is_killed(initializer):
         assert len(workers) == 2 and workers <= marked_pids(marker)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        assert wait_until_gone(marker, 10.0) == set()
+        assert wait_until_gone(marker, 10.0, session=proc.pid) == set()
     finally:
-        kill_marked(marker)
+        kill_marked(marker, session=proc.pid)
 
 
 def test_a_parent_dead_before_the_signal_is_armed_is_noticed():
@@ -55,9 +55,9 @@ def test_a_parent_dead_before_the_signal_is_armed_is_noticed():
         child = int(proc.stdout.readline())
         proc.wait()
         assert child in marked_pids(marker)  # still in its 1 s pause
-        assert wait_until_gone(marker, 10.0) == set()
+        assert wait_until_gone(marker, 10.0, session=proc.pid) == set()
     finally:
-        kill_marked(marker)
+        kill_marked(marker, session=proc.pid)
 
 
 def test_watch_parent_calls_back_once_the_parent_is_gone():
@@ -117,3 +117,28 @@ def test_lock_refuses_bad_tags_and_a_file_in_place_of_the_folder(tmp_path):
         and is_lock_file(".fsar-lock-part-1-of-3")
         and not is_lock_file("x.fsar-lock")
     )
+
+
+def test_a_killed_holders_lock_still_held_by_its_exiting_workers_is_waited_for(tmp_path):
+    """The lock file names a process that no longer exists (killed) while the lock is still held (by its workers,
+    which inherited it and are exiting): the new holder waits for them instead of refusing."""
+    import json
+    import time
+
+    marker, env = new_marker_env()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    worker = _start(env, "lock", str(tmp_path))  # stands in for the killed command's last worker
+    try:
+        assert worker.stdout.readline().strip() == "locked"
+        info = {"pid": int(dead.stdout), "host": socket.gethostname(), "since": "then"}
+        (tmp_path / LOCK_FILE).write_text(json.dumps(info))
+        threading.Timer(1.0, worker.kill).start()
+        start = time.monotonic()
+        with lock_folder(tmp_path) as lock:
+            assert lock.held and 0.5 < time.monotonic() - start < 8
+    finally:
+        worker.kill()
+        worker.wait()
+        kill_marked(marker, session=worker.pid)

@@ -56,6 +56,7 @@ __all__ = [
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 LOCK_FILE = ".fsar-lock"
+DEAD_HOLDER_GRACE_S = 10.0  # how long a new holder waits for the workers of a killed holder to finish exiting
 _TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -156,6 +157,36 @@ def _holder_text(path: Path) -> str:
         return "a process that has not written its PID yet"
 
 
+def _dead_holder(path: Path) -> bool:
+    """Whether ``path`` names a holder on this host whose process no longer exists."""
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+        if info["host"] != socket.gethostname():
+            return False
+        os.kill(int(info["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return False
+
+
+def _flock_waiting_for_the_dead(fd: int, mode: int, path: Path, grace_s: float = DEAD_HOLDER_GRACE_S) -> bool:
+    """``flock`` without blocking; when the recorded holder has just been killed, its workers may still hold the
+    lock (inherited) for the moment they need to exit: then try again for up to ``grace_s`` seconds."""
+    import fcntl
+
+    deadline = time.monotonic() + grace_s
+    while True:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline or not _dead_holder(path):
+                return False
+            time.sleep(0.1)
+
+
 class FolderLock:
     """An exclusive lock on one output folder (or one tagged part of it), held until :meth:`release`, the end of a
     ``with`` block, or the process's exit. Made by :func:`lock_folder`."""
@@ -174,11 +205,9 @@ class FolderLock:
         try:
             for path, mode in steps:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-                try:
-                    fcntl.flock(fd, mode | fcntl.LOCK_NB)
-                except BlockingIOError:
+                if not _flock_waiting_for_the_dead(fd, mode, path):
                     os.close(fd)
-                    raise FolderLockedError(folder, self._holders(path, mode == fcntl.LOCK_SH)) from None
+                    raise FolderLockedError(folder, self._holders(path, mode == fcntl.LOCK_SH))
                 self._fds.append(fd)
         except BaseException:
             self.release()
@@ -237,7 +266,9 @@ def lock_folder(folder: str | os.PathLike[str], tag: str | None = None) -> Folde
     it is: ``lock_folder(out, tag="part-2-of-3")`` locks ``folder/.fsar-lock-part-2-of-3`` and holds
     ``.fsar-lock`` *shared*, so the N part runs of one job (``--part I/N``, each writing its own share of a common
     output folder) run side by side, while two runs of the same part, or a whole-folder run and any part run,
-    exclude each other. ``tag`` is a file-name-safe word (letters, digits, ``.``, ``_``, ``-``).
+    exclude each other. ``tag`` is a file-name-safe word (letters, digits, ``.``, ``_``, ``-``). The ``--part I/N``
+    runs of ``track``, ``data prepare`` and ``extract-features`` lock with ``tag=f"part-{I}-of-{N}"`` (the CLI
+    commands take the lock; without ``--part`` they lock the whole folder).
 
     The lock file holds the holder's PID, host and start time. Raises :class:`~fsar.errors.FolderLockedError`
     (naming them) when another process holds the folder, before anything in it has been changed. The lock is an

@@ -68,10 +68,10 @@ def kill_9_mid_run(args: list[str], ready, tmp_path: Path, timeout_s: float = 60
         )
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        left = wait_until_gone(marker, 10.0)
+        left = wait_until_gone(marker, 10.0, session=proc.pid)
         assert left == set(), {pid: Path(f"/proc/{pid}/cmdline").read_bytes() for pid in left}
     finally:
-        kill_marked(marker)
+        kill_marked(marker, session=proc.pid)
 
 
 def tree(folder: Path) -> dict[str, bytes]:

@@ -107,6 +107,24 @@ def _pool(initializer_name: str) -> None:
     time.sleep(600)
 
 
+class _StuckDataset:
+    """Items that never finish loading: a worker inside one cannot reach torch's own between-items watchdog."""
+
+    def __len__(self) -> int:
+        return 100
+
+    def __getitem__(self, i: int):
+        print(os.getpid(), flush=True)
+        time.sleep(600)
+
+
+def _loader() -> None:
+    """fsar's episode loader with 2 workers, both stuck in an item; waits forever."""
+    from fsar.engine.episode_data import episode_loader
+
+    next(iter(episode_loader(_StuckDataset(), 2)))
+
+
 def _late_parent() -> None:
     """Starts a child that arms the parent-death signal only after this process has exited."""
     import subprocess
@@ -136,6 +154,8 @@ if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "pool":
         _pool(args[0])
+    elif mode == "loader":
+        _loader()
     elif mode == "late-parent":
         _late_parent()
     elif mode == "late-child":

@@ -46,6 +46,21 @@ def test_pool_workers_end_when_the_parent_is_killed(initializer):
         kill_marked(marker, session=proc.pid)
 
 
+def test_loader_workers_end_when_the_parent_is_killed_even_mid_item():
+    """fsar's DataLoader workers (``loader_worker_init``), each stuck inside an item, where torch's own watchdog
+    (checked between items) cannot see the parent die: gone within seconds of kill -9 of the parent."""
+    marker, env = new_marker_env()
+    proc = _start(env, "loader")
+    try:
+        workers = {int(proc.stdout.readline()), int(proc.stdout.readline())}
+        assert len(workers) == 2 and workers <= marked_pids(marker)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert wait_until_gone(marker, 10.0, session=proc.pid) == set()
+    finally:
+        kill_marked(marker, session=proc.pid)
+
+
 def test_a_parent_dead_before_the_signal_is_armed_is_noticed():
     """The child arms the signal after its parent has exited (the signal would never come): it must exit anyway,
     not live on as an orphan (it would sleep 600 s)."""

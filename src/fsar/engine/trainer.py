@@ -62,9 +62,8 @@ from fsar.engine.run_logging import RunLogger
 from fsar.errors import ConfigError, EpisodeError, FsarError
 from fsar.procs import lock_folder
 
-CONFIG_HISTORY = (
-    "config_history.jsonl"  # one line per resume that changed the config: what changed, at which task
-)
+# one line per resume that changed the config: what changed (key, old, new, resumable or forced), at which task
+CONFIG_HISTORY = "config_history.jsonl"
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -290,7 +289,9 @@ class Trainer:
         barrier(ctx)
         if ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            if changes:
+            if self._resume_payload is None:  # a new run: an earlier run's history is not this one's
+                (self.run_dir / CONFIG_HISTORY).unlink(missing_ok=True)
+            elif changes:
                 self._record_changes(changes)
             dump_config(cfg, self.run_dir / "config.yaml")
         barrier(ctx)

@@ -202,3 +202,11 @@ def _read(path: Path) -> str:
         return path.read_text()
     except OSError:
         return ""
+
+
+def test_train_nproc_2_killed_leaves_no_torchrun_or_rank(bench, tmp_path):
+    """``fsar train --nproc 2`` launches torchrun, which starts 2 ranks: kill -9 of the fsar process ends them all."""
+    out = tmp_path / "ddp"
+    args = ["train", "demo_protonet_tiny", f"data.root={bench}", *TRAIN, "data.workers=0"]
+    args += ["train.tasks_per_update=2", "--nproc", "2", "--out", str(out)]
+    kill_9_mid_run(args, lambda: (out / "last.pt").exists(), tmp_path)

@@ -51,3 +51,16 @@ class OutputDirError(FsarError):
 
 class EpisodeError(FsarError, ValueError):
     """Episodes cannot be drawn as asked (too few classes or videos per class)."""
+
+
+class FolderLockedError(OutputDirError):
+    """Another process is writing into the output folder (it holds the folder's lock, see ``fsar.procs``)."""
+
+    def __init__(self, folder: object, holder: str) -> None:
+        self.folder = str(folder)
+        self.holder = holder
+        super().__init__(
+            f"{self.folder}: in use by another fsar process ({holder}); wait for it to finish or stop it, or "
+            "choose another output folder. Nothing here was changed. (The lock is released when that process "
+            "exits, however it exits: never delete the .fsar-lock file by hand.)"
+        )

@@ -58,6 +58,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     from fsar.data import prepare
     from fsar.engine.config import load_config
     from fsar.engine.data_setup import open_benchmark
+    from fsar.procs import lock_folder
 
     def usage(message: str) -> int:
         print(f"fsar data prepare: error: {message}", file=sys.stderr)
@@ -78,36 +79,39 @@ def run_prepare(args: argparse.Namespace) -> int:
     if absent or not names:
         return usage(f"no split file for {absent or names} in {bench.splits_dir}")
     progress = not args.no_progress
-    if args.format == "frames":
-        report = prepare.prepare_frame_folders(
-            bench,
-            args.out,
-            splits=names,
-            quality=args.jpeg_quality,
-            workers=args.workers,
-            progress=progress,
-            part=args.part,
-        )
-        use = f"data.root={args.out}"
-    else:
-        d = cfg.data
-        report = prepare.prepare_clip_store(
-            bench,
-            args.out,
-            splits=names,
-            num_frames=d.num_frames,
-            frame_sampler=d.frame_sampler,
-            resize_short=d.resize_short,
-            resize_to=d.resize_to,
-            tracks=d.tracks,
-            max_frames=args.max_frames or prepare.DEFAULT_MAX_FRAMES,
-            shard_videos=args.shard_videos or prepare.DEFAULT_SHARD_VIDEOS,
-            workers=args.workers,
-            retry_failed=args.retry_failed,
-            progress=progress,
-            part=args.part,
-        )
-        use = f"data.clip_store={args.out}"
+    with lock_folder(
+        args.out, tag=None if args.part is None else args.part.tag
+    ):  # one run (or part) per folder
+        if args.format == "frames":
+            report = prepare.prepare_frame_folders(
+                bench,
+                args.out,
+                splits=names,
+                quality=args.jpeg_quality,
+                workers=args.workers,
+                progress=progress,
+                part=args.part,
+            )
+            use = f"data.root={args.out}"
+        else:
+            d = cfg.data
+            report = prepare.prepare_clip_store(
+                bench,
+                args.out,
+                splits=names,
+                num_frames=d.num_frames,
+                frame_sampler=d.frame_sampler,
+                resize_short=d.resize_short,
+                resize_to=d.resize_to,
+                tracks=d.tracks,
+                max_frames=args.max_frames or prepare.DEFAULT_MAX_FRAMES,
+                shard_videos=args.shard_videos or prepare.DEFAULT_SHARD_VIDEOS,
+                workers=args.workers,
+                retry_failed=args.retry_failed,
+                progress=progress,
+                part=args.part,
+            )
+            use = f"data.clip_store={args.out}"
     print(f"fsar data prepare ({report.fmt}): {report.summary()}")
     if report.total:
         print(f"  {report.bytes / max(1, report.done):,.0f} bytes per video prepared now")

@@ -64,20 +64,22 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fsar.engine.demo import run_demo
+    from fsar.procs import lock_folder
 
     methods = [m.strip() for m in (args.methods or "").split(",") if m.strip()] or None
-    run_demo(
-        args.out,
-        preset=args.preset,
-        methods=methods,
-        tasks=args.tasks,
-        episodes=args.episodes,
-        seed=args.seed,
-        synth_seed=args.synth_seed,
-        overrides=list(args.overrides),
-        clip_store=not args.no_clip_store,
-        pretrain=not args.no_pretrain,
-        extended=args.extended,
-        jobs=args.jobs,
-    )
+    with lock_folder(args.out):  # one demo per folder; its steps lock their own sub-folders
+        run_demo(
+            args.out,
+            preset=args.preset,
+            methods=methods,
+            tasks=args.tasks,
+            episodes=args.episodes,
+            seed=args.seed,
+            synth_seed=args.synth_seed,
+            overrides=list(args.overrides),
+            clip_store=not args.no_clip_store,
+            pretrain=not args.no_pretrain,
+            extended=args.extended,
+            jobs=args.jobs,
+        )
     return 0

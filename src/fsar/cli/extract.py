@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from fsar.engine.config import load_config
     from fsar.engine.data_setup import build_split_clips
     from fsar.engine.feature_cache import DTYPES, cache_summary, extract_features
+    from fsar.procs import lock_folder
 
     cfg = load_config(args.config, args.overrides)
     names = tuple(s.strip() for s in args.splits.split(",") if s.strip())
@@ -42,27 +43,30 @@ def run(args: argparse.Namespace) -> int:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.train.seed)  # the same (random-init) weights as a run with this config
         backbone = build_backbone(cfg.model)
-    index = extract_features(
-        cfg,
-        backbone,
-        clips,
-        {n: c.source for n, c in clips.items()},
-        args.out,
-        resolve_device(args.device),
-        dtype=args.dtype,
-        batch_videos=args.batch_videos,
-        shard_videos=args.shard_videos,
-        progress=not args.no_progress,
-        part=args.part,
-    )
-    if index is None:
-        print(
-            f"feature cache: part {args.part} done; waiting for the other parts, the last to finish merges them "
-            f"(or run `fsar data merge-parts {args.out}`)"
+    with lock_folder(
+        args.out, tag=None if args.part is None else args.part.tag
+    ):  # one run (or part) per folder
+        index = extract_features(
+            cfg,
+            backbone,
+            clips,
+            {n: c.source for n, c in clips.items()},
+            args.out,
+            resolve_device(args.device),
+            dtype=args.dtype,
+            batch_videos=args.batch_videos,
+            shard_videos=args.shard_videos,
+            progress=not args.no_progress,
+            part=args.part,
         )
-        return 0
-    if args.part is not None:
-        print(f"feature cache: all {args.part.count} parts done, checked and merged")
+        if index is None:
+            print(
+                f"feature cache: part {args.part} done; waiting for the other parts, the last to finish merges them "
+                f"(or run `fsar data merge-parts {args.out}`)"
+            )
+            return 0
+        if args.part is not None:
+            print(f"feature cache: all {args.part.count} parts done, checked and merged")
     size = torch.empty((), dtype=DTYPES[args.dtype]).element_size()
     for name, s in cache_summary(index, size).items():
         print(

@@ -33,10 +33,12 @@ def run(args: argparse.Namespace) -> int:
 
     from fsar.engine.config import load_config
     from fsar.engine.pretrain import BACKBONE_FILE, pretrain_backbone
+    from fsar.procs import lock_folder
 
     cfg = load_config(args.config, args.overrides)
     out = Path(args.out)
-    pretrain_backbone(cfg, out, force=args.force)
+    with lock_folder(out):  # one pretraining per folder (see fsar.procs)
+        pretrain_backbone(cfg, out, force=args.force)
     weights = (out / BACKBONE_FILE).resolve()
     print(f"backbone weights: {weights}")
     print(f"train from them with the override: model.backbone_weights={weights}")

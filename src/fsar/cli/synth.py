@@ -88,11 +88,13 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from fsar.data.synthetic import generate_synthetic
+    from fsar.procs import lock_folder
 
     config = config_from_args(args)
-    summary = generate_synthetic(
-        args.out, config, workers=args.workers, progress=not args.quiet, overwrite=args.overwrite
-    )
+    with lock_folder(args.out):
+        summary = generate_synthetic(
+            args.out, config, workers=args.workers, progress=not args.quiet, overwrite=args.overwrite
+        )
     print(summary.format())
     if min(summary.classes_per_split.values()) < 5:
         print("note: a split has fewer than 5 classes, too few for 5-way episodes")

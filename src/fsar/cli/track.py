@@ -157,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
+    from fsar.procs import lock_folder
     from fsar.tracking.queries import MotionRule
     from fsar.tracking.runner import TrackingSettings, folder_jobs, run_tracking, write_error_report
 
@@ -225,15 +226,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"fsar track: error: no videos found (searched {args.videos or args.root})", file=sys.stderr)
         return 1
 
-    if args.part is not None:
-        return _run_part(args, jobs, missing, settings, out_dir)
-    report = run_tracking(
-        jobs, settings, workers=args.workers, progress=not args.no_progress, overwrite=args.overwrite
-    )
-    for record in missing:
-        entry = getattr(record, "entry", record.video_id)
-        report.failed.append((Path(str(entry)), "video missing under the benchmark root"))
-    error_file = write_error_report(report, out_dir)
+    with lock_folder(
+        out_dir, tag=None if args.part is None else args.part.tag
+    ):  # one run (or part) per folder
+        if args.part is not None:
+            return _run_part(args, jobs, missing, settings, out_dir)
+        report = run_tracking(
+            jobs, settings, workers=args.workers, progress=not args.no_progress, overwrite=args.overwrite
+        )
+        for record in missing:
+            entry = getattr(record, "entry", record.video_id)
+            report.failed.append((Path(str(entry)), "video missing under the benchmark root"))
+        error_file = write_error_report(report, out_dir)
     print(f"fsar track: {report.summary()}; outputs in {out_dir}")
     if report.failed:
         for source, message in report.failed[:20]:

@@ -22,10 +22,19 @@ def register(subparsers) -> None:
     p.add_argument("--out", default=None, help="run folder (default runs/<config name>)")
     p.add_argument("--nproc", type=int, default=1, help="processes (GPUs) on this machine; launches torchrun")
     p.add_argument("--no-resume", action="store_true", help="fail instead of resuming when last.pt exists")
+    p.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="resume even though keys other than the resumable ones (train.tasks, eval.*, devices, workers, "
+        "logging) differ from the run's config.yaml; the changes are recorded in config_history.jsonl and "
+        "results.json",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+    import signal
     import subprocess
     import sys
     from pathlib import Path
@@ -34,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from fsar.engine.distributed import init_distributed, launched_by_torchrun, shutdown
     from fsar.engine.trainer import Trainer
     from fsar.errors import FsarError
+    from fsar.procs import die_with_parent, parent_death_preexec
 
     cfg = load_config(args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / cfg.name
@@ -48,14 +58,27 @@ def run(args: argparse.Namespace) -> int:
         cmd += ["-m", "fsar", "train", args.config, *args.overrides, "--out", str(out)]
         if args.no_resume:
             cmd.append("--no-resume")
-        return subprocess.call(cmd)
+        if args.allow_config_change:
+            cmd.append("--allow-config-change")
+        # torchrun gets SIGTERM if this process dies, and stops its ranks (fsar.procs)
+        return subprocess.call(cmd, preexec_fn=parent_death_preexec(os.getpid()))
     if args.no_resume and (out / "last.pt").exists():
         raise FsarError(
             f"{out}: holds last.pt from an earlier run; remove --no-resume to resume it or use --out"
         )
+    if launched_by_torchrun():
+        die_with_parent(os.getppid(), signal.SIGTERM)  # a rank ends with its torchrun agent
     ctx, device = init_distributed(cfg.train.device)
     try:
-        Trainer(cfg, out, ctx=ctx, device=device, resume=not args.no_resume).fit()
+        trainer = Trainer(
+            cfg,
+            out,
+            ctx=ctx,
+            device=device,
+            resume=not args.no_resume,
+            allow_config_change=args.allow_config_change,
+        )
+        trainer.fit()
     finally:
         shutdown(ctx)
     if ctx.is_main:

@@ -58,6 +58,7 @@ from fsar.parts import (
     start_part,
     write_errors_file,
 )
+from fsar.procs import die_with_parent, is_lock_file
 
 DEFAULT_MAX_FRAMES = 512
 DEFAULT_SHARD_VIDEOS = 256
@@ -119,6 +120,8 @@ class PrepareReport:
 # ------------------------------------------------------------------------------------------------ workers
 def _init_worker() -> None:
     import torch
+
+    die_with_parent()
 
     torch.set_num_threads(1)
 
@@ -411,7 +414,7 @@ def _check_build(out: Path, key: dict, layout: dict, splits: Sequence[str] = ())
         allowed = {ERRORS_FILE}
         if (out / PARTS_DIR).is_dir():
             allowed |= {PARTS_DIR, *splits}
-        if out.exists() and any(p.name not in allowed for p in out.iterdir()):
+        if out.exists() and any(p.name not in allowed and not is_lock_file(p.name) for p in out.iterdir()):
             raise ClipStoreError(
                 f"{out}: the folder is not empty and holds no clip store being built; choose an empty --out"
             )

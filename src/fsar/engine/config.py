@@ -355,5 +355,53 @@ def validate_config(cfg: Config, source: str) -> None:
         )
 
 
+# The config keys a resumed run (``fsar train`` in a folder holding ``last.pt``) may change; a key naming a section
+# covers all of its keys. They say how far the run goes, how it is evaluated at the end, where and how fast it runs
+# and what it logs: never what the weights trained so far were trained with. Everything else (data, episodes,
+# model, optimiser, seed, precision, validation and selection, paths) makes a different run: a resume with a change
+# there is refused unless ``fsar train --allow-config-change`` accepts it on purpose (recorded in the run folder's
+# ``config_history.jsonl`` and in ``results.json``). Moved the data? Changed paths need that flag too.
+RESUMABLE_KEYS: dict[str, str] = {
+    "train.tasks": "more (or fewer, not below those done) training episodes",
+    "eval": "the final evaluation: split, episodes, episode file, seed, batch size, order episodes, mode",
+    "train.device": "the device",
+    "train.threads": "CPU threads",
+    "data.workers": "data-loading processes",
+    "data.cache_clips": "clips kept in memory",
+    "train.find_unused_parameters": "a DDP setting for speed, not numbers",
+    "train.log_every": "logging",
+    "train.tensorboard": "logging",
+    "train.wandb": "logging",
+    "train.checkpoint_every": "how often last.pt is written",
+    "name": "the run's name",
+    "notes": "notes",
+}
+
+
+def is_resumable_key(key: str) -> bool:
+    """Whether the dotted config ``key`` may change when a run is resumed (see ``RESUMABLE_KEYS``)."""
+    return any(key == k or key.startswith(k + ".") for k in RESUMABLE_KEYS)
+
+
+def resume_changes(saved: dict[str, Any], cfg: Config) -> tuple[list[tuple], list[tuple]]:
+    """Compare a run's saved config (a dict, as in its ``config.yaml``) with the config it is resumed with; returns
+    ``(resumable, refused)`` lists of ``(dotted key, old value, new value)``. The saved config is completed with
+    today's defaults first, so a key added to fsar since the run started is not a change."""
+    import contextlib
+
+    from fsar.data.keys import changed_keys
+
+    with contextlib.suppress(ConfigError):  # else compared as it is: a key fsar no longer knows is a change
+        saved = config_from_dict(saved, "saved config").to_dict()
+    changes = changed_keys(saved, cfg.to_dict())
+    return [c for c in changes if is_resumable_key(c[0])], [c for c in changes if not is_resumable_key(c[0])]
+
+
 def dump_config(cfg: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    """Write ``cfg`` as YAML to ``path`` atomically (a reader sees the old file or the new one)."""
+    import os
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    os.replace(tmp, path)

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from fsar.data.batch import ClipBatch
 from fsar.data.episodes import Episode
 from fsar.data.sources import LoadedVideo
+from fsar.procs import loader_worker_init
 
 __all__ = [
     "EpisodeDataset",
@@ -172,4 +173,5 @@ def episode_loader(
         persistent_workers=False,
         prefetch_factor=2 if workers > 0 else None,
         pin_memory=pin_memory_for(device),
+        worker_init_fn=loader_worker_init,  # workers die with this process (fsar.procs)
     )

@@ -54,6 +54,7 @@ from fsar.engine.pretrain_heads import FrameClassifier, TemporalHead
 from fsar.engine.protocol import summarize_accuracies
 from fsar.engine.run_logging import RunLogger
 from fsar.errors import ConfigError, EpisodeError, FsarError
+from fsar.procs import loader_worker_init
 from fsar.progress import progress_bar
 
 BACKBONE_FILE = "backbone.safetensors"
@@ -268,6 +269,7 @@ def pretrain_backbone(
         num_workers=cfg.data.workers,
         prefetch_factor=2 if cfg.data.workers > 0 else None,
         pin_memory=pin_memory_for(device),
+        worker_init_fn=loader_worker_init,  # workers die with this process (fsar.procs)
     )
     logger = RunLogger(out, tensorboard=False)
     logger.rewrite("pretrain_log", [])

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import yaml
 from torch import nn
 
 from fsar.data.episodes import (
@@ -33,10 +35,18 @@ from fsar.data.episodes import (
     save_episodes,
     shard_episodes,
 )
+from fsar.data.keys import write_json_atomic
 from fsar.engine.build import build_model, build_optimizer, lr_multiplier, resolve_device
 from fsar.engine.cached_eval import evaluate_cached
 from fsar.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from fsar.engine.config import Config, apply_overrides, config_from_dict, dump_config
+from fsar.engine.config import (
+    RESUMABLE_KEYS,
+    Config,
+    apply_overrides,
+    config_from_dict,
+    dump_config,
+    resume_changes,
+)
 from fsar.engine.distributed import DistContext, all_gather_objects, barrier
 from fsar.engine.episode_data import EpisodeDataset, SplitClips, episode_loader
 from fsar.engine.evaluate import accuracies, evaluate_naive
@@ -49,7 +59,11 @@ from fsar.engine.protocol import (
 )
 from fsar.engine.run_logging import RunLogger
 from fsar.errors import ConfigError, EpisodeError, FsarError
+from fsar.procs import lock_folder
 from fsar.progress import progress_bar
+
+# one line per resume that changed the config: what changed (key, old, new, resumable or forced), at which task
+CONFIG_HISTORY = "config_history.jsonl"
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -221,6 +235,7 @@ class Trainer:
         resume: bool = True,
         clips: dict[str, SplitClips] | None = None,
         on_step=None,
+        allow_config_change: bool = False,
     ) -> None:
         self.cfg = cfg
         self._clips = clips  # pre-built splits (tests, notebooks); default: from cfg.data
@@ -230,6 +245,8 @@ class Trainer:
         self.log = log if self.ctx.is_main else (lambda *a, **k: None)
         self.device = device or resolve_device(cfg.train.device)
         self.resume = resume
+        self.allow_config_change = allow_config_change  # resume even if non-resumable keys changed (recorded)
+        self._resume_payload: dict | None = None  # last.pt, read once when the config is checked
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         self._check_divisibility()
@@ -244,9 +261,53 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------------------
     def fit(self) -> dict:
+        """Train, select and test (resuming from ``last.pt`` when the folder holds one); returns the results.
+        The run folder is locked for the whole run (:func:`fsar.procs.lock_folder`): a second process into it
+        fails before touching anything."""
+        with lock_folder(self.run_dir) if self.ctx.is_main else contextlib.nullcontext():
+            return self._fit()
+
+    def _check_resumed_config(self) -> list[dict]:
+        """Compare this config with the one the run in ``run_dir`` was trained with (``config.yaml``, else the
+        checkpoint's). Returns the accepted changes; raises naming every key that may not change on resume."""
+        last = self.run_dir / "last.pt"
+        if not (self.resume and last.exists()):
+            return []
+        payload = self._resume_payload = load_checkpoint(last)
+        done = payload["trainer_state"]["tasks_done"]
+        if done > self.cfg.train.tasks:
+            raise ConfigError(
+                f"{last}: this run has done {done} training episodes, more than train.tasks={self.cfg.train.tasks}; "
+                f"set train.tasks >= {done} to resume it, or use another --out"
+            )
+        saved_path = self.run_dir / "config.yaml"
+        if saved_path.is_file():
+            saved = yaml.safe_load(saved_path.read_text()) or {}
+        else:
+            saved, saved_path = payload["config"], last
+        resumable, refused = resume_changes(saved, self.cfg)
+        if refused and not self.allow_config_change:
+            lines = "\n".join(f"  {k}: {old!r} -> {new!r}" for k, old, new in refused)
+            raise ConfigError(
+                f"{self.run_dir}: resuming this run with a different recipe; these keys differ from {saved_path}:\n"
+                f"{lines}\nStart a new run with another --out, or pass --allow-config-change to continue these "
+                "weights with the new values (recorded in config_history.jsonl and results.json). Keys a resume "
+                f"may change: {', '.join(RESUMABLE_KEYS)}."
+            )
+        return [{"key": k, "old": old, "new": new, "resumable": True} for k, old, new in resumable] + [
+            {"key": k, "old": old, "new": new, "resumable": False} for k, old, new in refused
+        ]
+
+    def _fit(self) -> dict:
         cfg, ctx = self.cfg, self.ctx
+        changes = self._check_resumed_config()  # every rank: the same files, the same decision
+        barrier(ctx)
         if ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            if self._resume_payload is None:  # a new run: an earlier run's history is not this one's
+                (self.run_dir / CONFIG_HISTORY).unlink(missing_ok=True)
+            elif changes:
+                self._record_changes(changes)
             dump_config(cfg, self.run_dir / "config.yaml")
         barrier(ctx)
         names = tuple(dict.fromkeys(("train", cfg.train.select_on, cfg.eval.split)))
@@ -281,7 +342,7 @@ class Trainer:
         state = {"tasks_done": 0, "best_acc": -1.0, "best_task": 0, "train_rows": [], "val_rows": []}
         last = self.run_dir / "last.pt"
         if self.resume and last.exists():
-            payload = load_checkpoint(last, self.device)
+            payload, self._resume_payload = self._resume_payload or load_checkpoint(last, self.device), None
             model.load_state_dict(payload["model"])
             optimizer.load_state_dict(payload["optimizer"])
             scaler.load_state_dict(payload["scaler"])
@@ -444,6 +505,7 @@ class Trainer:
             **{f"test_{k}": v for k, v in outcome.summary.to_dict().items()},
             **order_sensitive_report(outcome, order, test_clips.twins),
             **({"order_skipped": order_skipped} if order_skipped else {}),
+            **self._recorded_changes(),
         }
         if ctx.is_main:
             write_episode_csv(
@@ -451,7 +513,7 @@ class Trainer:
             )
             if order is not None:
                 write_episode_csv(self.run_dir / "order_episodes.csv", order.results, test_clips.twins)
-            (self.run_dir / "results.json").write_text(json.dumps(result, indent=2))
+            write_json_atomic(self.run_dir / "results.json", result, indent=2)
             if logger is not None:
                 logger.close()
         self.log(
@@ -465,6 +527,28 @@ class Trainer:
         return result
 
     # ------------------------------------------------------------------------------------------------------
+    def _record_changes(self, changes: list[dict]) -> None:
+        """Append one line to ``config_history.jsonl``: the config changes accepted at this resume."""
+        tasks = self._resume_payload["trainer_state"]["tasks_done"]
+        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "at_task": tasks, "changes": changes}
+        with open(self.run_dir / CONFIG_HISTORY, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        for c in changes:
+            how = "resumable" if c["resumable"] else "accepted by --allow-config-change"
+            self.log(f"resume: {c['key']} {c['old']!r} -> {c['new']!r} ({how})")
+
+    def _recorded_changes(self) -> dict:
+        """results.json entries for the config changes accepted on resume (from ``config_history.jsonl``)."""
+        path = self.run_dir / CONFIG_HISTORY
+        if not path.is_file():
+            return {}
+        history = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        changes = [{**c, "at_task": h["at_task"]} for h in history for c in h["changes"]]
+        overridden = sorted({c["key"] for c in changes if not c["resumable"]})
+        return {"config_changes": changes, "config_overridden": overridden}
+
     def _save(self, model, optimizer, scaler, name: str, state: dict, tasks: int) -> None:
         rngs = all_gather_objects(rng_state(), self.ctx)
         if not self.ctx.is_main:

@@ -44,6 +44,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from fsar.errors import TrackFileError
+from fsar.procs import die_with_parent
 from fsar.tracking.filtering import (
     filter_redundant,
     first_frame_admit,
@@ -406,6 +407,7 @@ _WORKER_STATE: dict[str, Any] = {}
 
 
 def _init_worker(settings: TrackingSettings, video_opener: VideoOpener | None) -> None:
+    die_with_parent()
     import cv2
 
     cv2.setNumThreads(1)  # the workers are the parallelism; OpenCV's own threads only add overhead here

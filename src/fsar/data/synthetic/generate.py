@@ -37,6 +37,7 @@ from fsar.data.synthetic.encode import write_mp4
 from fsar.data.synthetic.primitives import PRIMITIVES
 from fsar.data.synthetic.render import render_clip
 from fsar.errors import OutputDirError
+from fsar.procs import die_with_parent, is_lock_file
 
 GENERATOR = "fsar.data.synthetic"
 GENERATOR_VERSION = 1
@@ -209,7 +210,9 @@ def prepare_out_dir(out_dir: Path, config: SynthConfig, overwrite: bool) -> str:
     benchmark there is deleted (only the paths this generator writes)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputDirError(f"{out_dir}: exists and is not a folder; choose another output folder")
-    entries = sorted(p.name for p in out_dir.iterdir()) if out_dir.exists() else []
+    entries = (
+        sorted(p.name for p in out_dir.iterdir() if not is_lock_file(p.name)) if out_dir.exists() else []
+    )
     if not entries:
         return "fresh"
     wanted = json.loads(json.dumps(config_identity(config)))
@@ -294,7 +297,9 @@ def generate_synthetic(
                     bar.update(done)
         else:
             ctx = multiprocessing.get_context("spawn")  # safe even when the caller has threads (torch)
-            with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
+            with ProcessPoolExecutor(
+                max_workers=n_workers, mp_context=ctx, initializer=die_with_parent
+            ) as pool:
                 futures = [pool.submit(_render_class, task) for task in tasks]
                 for fut in as_completed(futures):
                     done = fut.result()

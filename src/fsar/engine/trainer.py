@@ -178,9 +178,8 @@ def evaluate_split(
         else:
             dataset = EpisodeDataset(clips, lambda i: mine[i], len(mine), train=False, seed=seed)
             with tqdm(total=len(mine), desc=desc, unit="ep", leave=False, disable=None) as bar:
-                results = evaluate_naive(
-                    model, episode_loader(dataset, cfg.data.workers, device), device, progress=bar
-                )
+                loader = episode_loader(dataset, cfg.data.workers, device, rank=ctx.rank)
+                results = evaluate_naive(model, loader, device, progress=bar)
     gathered = [r for part in all_gather_objects(results, ctx) for r in part]
     gathered.sort(key=lambda r: r.episode)
     return EvalOutcome(summarize_accuracies(accuracies(gathered)), gathered)
@@ -309,7 +308,9 @@ class Trainer:
             unit="ep",
             disable=None if ctx.is_main else True,
         )
-        for k, (episode, support, query) in enumerate(episode_loader(dataset, cfg.data.workers, self.device)):
+        # the loader's own generator is seeded from (seed, rank, position): resuming never touches the global RNG
+        loader = episode_loader(dataset, cfg.data.workers, self.device, rank=ctx.rank, position=local_start)
+        for k, (episode, support, query) in enumerate(loader):
             local_task = local_start + k
             global_before = local_task * w  # episodes done by all ranks before this step
             update_start = (global_before // tpu) * tpu

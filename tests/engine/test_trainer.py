@@ -35,27 +35,59 @@ def make_cfg(*extra):
 
 
 def test_fit_selects_on_val_and_writes_outputs(tmp_path):
-    cfg = make_cfg("model.name=otam")
-    result = Trainer(cfg, tmp_path, log=lambda *a: None, clips=fake_clips()).fit()
-    assert result["selected_on"] == "val" and result["selected_task"] in (4, 8)
-    assert result["test_episodes"] == 10 and 0 <= result["test_mean"] <= 100
-    for name in (
-        "config.yaml",
-        "best.pt",
-        "last.pt",
-        "last.pt.sha256",
-        "train_log.csv",
-        "val_log.csv",
-        "results.json",
-        "test_episodes.csv",
-    ):
-        assert (tmp_path / name).exists(), name
-    assert json.loads((tmp_path / "results.json").read_text())["method"] == "otam"
-    assert len((tmp_path / "val_log.csv").read_text().splitlines()) == 3  # header + 2 validations
+    """The checkpoint is the first best row of val_log.csv (validation episodes only: the test split is not read
+    before training ends), best.pt holds those weights, and the reported test accuracy is theirs."""
     import csv
 
-    rows = list(csv.DictReader((tmp_path / "train_log.csv").open()))
-    assert sum(int(r["short_clips"]) for r in rows) > 0  # short videos are counted in the log
+    from fsar.engine.build import build_model
+    from fsar.engine.trainer import evaluate_split, test_episodes
+
+    cfg = make_cfg("model.name=otam", "train.val_every=2")
+    clips = fake_clips()
+    steps, test_reads_while_training = [], []
+    read_test = clips["test"].load_video
+
+    def watched(record, train, rng):
+        if len(steps) < cfg.train.tasks:
+            test_reads_while_training.append(record.video_id)
+        return read_test(record, train, rng)
+
+    clips["test"].load_video = watched
+    trainer = Trainer(cfg, tmp_path, log=lambda *a: None, clips=clips, on_step=lambda *a: steps.append(1))
+    result = trainer.fit()
+    assert not test_reads_while_training, "the test split was read during training or selection"
+    for name in ("config.yaml", "best.pt", "last.pt", "last.pt.sha256", "train_log.csv", "results.json"):
+        assert (tmp_path / name).exists(), name
+    assert json.loads((tmp_path / "results.json").read_text())["method"] == "otam"
+
+    rows = list(csv.DictReader((tmp_path / "val_log.csv").open()))
+    assert [(int(r["tasks"]), r["split"]) for r in rows] == [(2, "val"), (4, "val"), (6, "val"), (8, "val")]
+    accs = [float(r["acc"]) for r in rows]
+    assert len(set(accs)) > 1, "validation accuracies must differ for the choice to mean something"
+    chosen = rows[accs.index(max(accs))]  # the first best row
+    assert result["selected_on"] == "val" and result["best_selection_acc"] == max(accs)
+    assert result["selected_task"] == int(chosen["tasks"])
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best["trainer_state"]["tasks_done"] == result["selected_task"]
+
+    # best.pt's weights give the logged validation accuracy on the validation episodes, and the reported test mean
+    model = build_model(cfg, num_train_classes=8)
+    model.load_state_dict(best["model"])
+    cpu = torch.device("cpu")
+    val_eps = EpisodeSampler(clips["val"].labels, 5, 1, 1, seed=cfg.train.seed + 1).take(
+        cfg.train.val_episodes
+    )
+    assert evaluate_split(model, clips["val"], val_eps, cpu, cfg, cfg.train.seed + 1).summary.mean == max(
+        accs
+    )
+    test_eps = test_episodes(cfg, clips["test"], 5, 1, 1)
+    test = evaluate_split(model, clips["test"], test_eps, cpu, cfg, cfg.eval.seed).summary
+    assert (result["test_episodes"], result["test_mean"], result["test_ci95"]) == (10, test.mean, test.ci95)
+    csv_rows = list(csv.DictReader((tmp_path / "test_episodes.csv").open()))
+    assert len(csv_rows) == 10
+
+    train_rows = list(csv.DictReader((tmp_path / "train_log.csv").open()))
+    assert sum(int(r["short_clips"]) for r in train_rows) > 0  # short videos are counted in the log
     assert load_checkpoint(tmp_path / "last.pt")["trainer_state"]["tasks_done"] == 8
 
 

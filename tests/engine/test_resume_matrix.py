@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -67,6 +68,19 @@ def kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of a process group (Linux /proc)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if (
+                int(fields[2]) == pgid
+            ):  # fields after the name: state, ppid, pgrp, ..., utime (12), stime (13)
+                total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def run_combination(root: Path, workers: int, world: int) -> None:
     """Both launches of one (workers, processes) combination, for every method with a tiny preset."""
     methods = [m for m in METHODS if has_preset(m)]
@@ -83,12 +97,18 @@ def run_combination(root: Path, workers: int, world: int) -> None:
                 break
             time.sleep(0.1)
     finally:
+        kill_cpu = group_cpu_seconds(proc.pid)
         kill_group(proc)  # kill -9 mid-run: no clean exit of anything
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     second = launch("resume", workers, world, root, methods)
     try:
         second.wait(timeout=600)
     finally:
         kill_group(second)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    resume_cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    # CPU seconds of both launches (the killed processes measured just before the kill), for the record
+    (root / "cpu.json").write_text(json.dumps({"kill": kill_cpu, "resume": resume_cpu}))
 
 
 @pytest.fixture(scope="module")

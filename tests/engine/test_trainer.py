@@ -101,19 +101,42 @@ def test_same_config_and_seed_give_same_numbers(tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_resume_from_mid_run_checkpoint_is_bit_identical(tmp_path):
-    cfg = make_cfg("train.checkpoint_every=2", "model.name=otam")
+@pytest.mark.parametrize(
+    "method", [["model.name=otam"], ["model.name=trx", "model.kwargs={out_dim: 16}"]], ids=["otam", "trx"]
+)
+def test_resume_from_mid_run_checkpoint_is_bit_identical(tmp_path, method):
+    """TRX has dropout: its masks after the resume must be those of the uninterrupted run (the loader never draws
+    from the global generator whose state the checkpoint restores)."""
+    cfg = make_cfg("train.checkpoint_every=2", *method)
     Trainer(cfg, tmp_path / "full", log=lambda *a: None, clips=fake_clips()).fit()
     # an interrupted run: stop after 4 tasks (as if killed), keep its last.pt, then resume to 8
-    short = make_cfg("train.checkpoint_every=2", "model.name=otam", "train.tasks=4")
+    short = make_cfg("train.checkpoint_every=2", *method, "train.tasks=4")
     Trainer(short, tmp_path / "cut", log=lambda *a: None, clips=fake_clips()).fit()
     ck = load_checkpoint(tmp_path / "cut" / "last.pt")
     ck["config"]["train"]["tasks"] = 8  # same run, longer horizon: resume continues the same stream
     save_checkpoint(tmp_path / "cut" / "last.pt", {k: v for k, v in ck.items() if k != "format_version"})
     Trainer(cfg, tmp_path / "cut", log=lambda *a: None, clips=fake_clips()).fit()
-    full = load_checkpoint(tmp_path / "full" / "last.pt")["model"]
-    resumed = load_checkpoint(tmp_path / "cut" / "last.pt")["model"]
-    assert all(torch.equal(full[k], resumed[k]) for k in full)
+    full = load_checkpoint(tmp_path / "full" / "last.pt")
+    resumed = load_checkpoint(tmp_path / "cut" / "last.pt")
+    assert all(torch.equal(full["model"][k], resumed["model"][k]) for k in full["model"])
+    assert torch.equal(full["rng"][0]["torch"], resumed["rng"][0]["torch"])
+
+
+def test_loaders_never_draw_from_the_global_generator():
+    from fsar.engine.episode_data import loader_generator
+
+    clips = fake_clips()["train"]
+    episodes = EpisodeSampler(clips.labels, 5, 1, 1, seed=0).take(3)
+    dataset = EpisodeDataset(clips, lambda i: episodes[i], 3, train=True, seed=0)
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    batches = list(episode_loader(dataset, 0))
+    assert len(batches) == 3 and torch.equal(torch.get_rng_state(), state)
+    # each loader's own generator: a function of (seed, rank, position)
+    seeds = {
+        (s, r, p): loader_generator(s, r, p).initial_seed() for s in (0, 1) for r in (0, 1) for p in (0, 4)
+    }
+    assert len(set(seeds.values())) == 8 and loader_generator(1, 0, 4).initial_seed() == seeds[1, 0, 4]
 
 
 def test_corrupt_checkpoint_is_reported_not_loaded(tmp_path):

@@ -432,6 +432,7 @@ def test_every_component_of_the_store_key_refuses_a_stale_store(bench_dir, tmp_p
     prepare(bench_dir, d, store, splits=("test",))
     with_store = dataclasses.replace(d, clip_store=str(store))
     assert len(build_split_clips(with_store, ("test",))["test"].records) == 4
+    assert ClipStore(store).split("test").open_entry("jump/a").size == (24, 32)  # [H, W] as resize_to says
     other_splits = tmp_path / "splits"
     other_splits.mkdir()
     (other_splits / "testlist01.txt").write_text("jump/a\njump/b\nsit/c\n")

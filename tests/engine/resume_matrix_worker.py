@@ -6,7 +6,7 @@ in-memory clips shaped like its data config, in one process or in each ``torchru
 ``kill``: after the imports, fork one child per method (forking saves the interpreter start and imports per
 method); each child trains in ``ROOT/<method>/killed`` and, once the episodes done by all ranks reach ``HANG_AT``
 (after that step, before it is checkpointed), rank 0 writes ``killed/hanging`` and every rank sleeps until the test
-kills the process group with SIGKILL. Under ``torchrun`` the children of the two ranks form one gloo group per
+kills every process of the launch with SIGKILL (a process left alive exits after HANG_SECONDS). Under ``torchrun`` the children of the two ranks form one gloo group per
 method (a file store in the method's folder). A child that fails writes ``killed/failed`` (its traceback).
 
 ``resume``: for each method in turn, train ``ROOT/<method>/full`` uninterrupted, then rerun in
@@ -37,6 +37,7 @@ from tests.engine.fake_data import preset_clips
 TASKS = 8
 CHECKPOINT_EVERY = 2
 HANG_AT = 6  # killed after the update that ends at episode 6; last.pt then holds episode 4
+HANG_SECONDS = 900  # a process the test failed to kill exits by itself after this
 
 
 def overrides(workers: int) -> list[str]:
@@ -91,8 +92,8 @@ def train(method: str, workers: int, run_dir: Path, phase: str, ctx, device, han
             if hang_at and done >= hang_at:
                 if ctx.is_main:
                     (run_dir / "hanging").write_text(str(done))
-                while True:  # wait for SIGKILL
-                    time.sleep(60)
+                time.sleep(HANG_SECONDS)  # the test kills the process now; never left behind if it does not
+                os._exit(3)
 
         Trainer(cfg, run_dir, log=lambda *a: None, ctx=ctx, device=device, clips=clips, on_step=on_step).fit()
 

@@ -3,9 +3,10 @@
 The matrix is every method of ``fsar.models.MODELS`` (a method that registers later joins automatically; it needs
 its tiny demo preset ``demo_<method>_tiny``) x ``data.workers`` 0 and 2 x one process and ``torchrun`` with two
 gloo processes. Each case trains 8 episodes (2 per update, ``last.pt`` every update, validation at 4 and 8) on
-in-memory clips shaped like the preset's data (``tests/engine/fake_data.preset_clips``), in a process group that the
-test kills with SIGKILL after the update that ends at episode 6, before that update is checkpointed (``last.pt``
-holds episode 4; with workers, the loader has prefetched further). A second launch resumes the killed run and, in
+in-memory clips shaped like the preset's data (``tests/engine/fake_data.preset_clips``). The test kills the launch
+(the launcher and every descendant: torchrun, ranks, loader workers) with SIGKILL after the update that ends at
+episode 6, before that update is checkpointed (``last.pt`` holds episode 4; with workers, the loader has prefetched
+further). A second launch resumes the killed run and, in
 another folder, runs the same config uninterrupted. Then, bit for bit:
 
 - weights, buffers, optimiser state, grad-scaler state and every rank's saved RNG state in ``last.pt``;
@@ -51,7 +52,6 @@ def launch(phase: str, workers: int, world: int, root: Path, methods: list[str])
     path = os.pathsep.join([str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")])
     env = dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     log = (root / f"{phase}.log").open("w")
-    # a session of its own: SIGKILL to the group reaches torchrun, every rank, every child and every loader worker
     return subprocess.Popen(
         [sys.executable, *args],
         cwd=ROOT,
@@ -62,23 +62,39 @@ def launch(phase: str, workers: int, world: int, root: Path, methods: list[str])
     )
 
 
-def kill_group(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
-def group_cpu_seconds(pgid: int) -> float:
-    """CPU seconds (user + system) used so far by the live processes of a process group (Linux /proc)."""
-    total = 0
+def _proc_table() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, CPU seconds used so far) of every process (Linux /proc)."""
+    table = {}
+    tick = os.sysconf("SC_CLK_TCK")
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if (
-                int(fields[2]) == pgid
-            ):  # fields after the name: state, ppid, pgrp, ..., utime (12), stime (13)
-                total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+            fields = (
+                stat.read_text().rsplit(")", 1)[1].split()
+            )  # state, ppid, pgrp, ..., utime (11), stime (12)
+            table[int(stat.parent.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    return table
+
+
+def descendants(pid: int, table: dict[int, tuple[int, float]]) -> list[int]:
+    out, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [p for p, (pp, _) in table.items() if pp == parent]
+        out += children
+        frontier += children
+    return out
+
+
+def kill_tree(proc: subprocess.Popen) -> float:
+    """SIGKILL the launched process and every descendant (torchrun starts each rank in a session of its own, so
+    a process-group kill would leave the ranks running); returns the CPU seconds they had used."""
+    table = _proc_table()
+    tree = [proc.pid, *descendants(proc.pid, table)]
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    proc.wait()
+    return sum(table[p][1] for p in tree if p in table)
 
 
 def run_combination(root: Path, workers: int, world: int) -> None:
@@ -97,14 +113,13 @@ def run_combination(root: Path, workers: int, world: int) -> None:
                 break
             time.sleep(0.1)
     finally:
-        kill_cpu = group_cpu_seconds(proc.pid)
-        kill_group(proc)  # kill -9 mid-run: no clean exit of anything
+        kill_cpu = kill_tree(proc)  # kill -9 mid-run: no clean exit of anything
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     second = launch("resume", workers, world, root, methods)
     try:
         second.wait(timeout=600)
     finally:
-        kill_group(second)
+        kill_tree(second)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     resume_cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     # CPU seconds of both launches (the killed processes measured just before the kill), for the record

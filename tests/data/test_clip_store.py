@@ -456,6 +456,15 @@ def test_every_component_of_the_store_key_refuses_a_stale_store(bench_dir, tmp_p
         "frames.tracks": (dict(tracks=str(tmp_path)), "frames.tracks: store has False, this run has True"),
     }
     assert set(cases) == _leaves(ClipStore(store).key)
+    # the one allowed difference: a store with track frames serves a run without tracks, not the reverse
+    from fsar.data.clip_store import key_differences
+
+    with_tracks = json.loads(json.dumps(ClipStore(store).key))
+    with_tracks["frames"]["tracks"] = True
+    assert key_differences(with_tracks, ClipStore(store).key, ["test"]) == []
+    assert key_differences(ClipStore(store).key, with_tracks, ["test"]) == [
+        "frames.tracks: store has False, this run has True"
+    ]
     for component, (change, message) in cases.items():
         with monkeypatch.context() as m:
             if component == "version":

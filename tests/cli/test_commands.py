@@ -244,3 +244,37 @@ def test_demo_jobs_train_methods_in_parallel_with_the_same_results(tmp_path):
     keys = ("method", "test_mean", "test_twin_mean", "selected_task")
     assert [[r[k] for k in keys] for r in parallel] == [[r[k] for k in keys] for r in one_by_one]
     assert "methods" in json.loads((tmp_path / "timings.json").read_text())
+
+
+def test_train_nproc_checks_the_config_once_before_launching(tmp_path, capsys, monkeypatch):
+    """`fsar train demo_protonet_tiny --nproc 2`: tasks_per_update=1 cannot split over 2 ranks. The error is
+    printed once, by the launching process, and no process is started."""
+    import subprocess
+
+    def no_launch(*args, **kwargs):
+        raise AssertionError(f"a process was launched: {args}")
+
+    monkeypatch.setattr(subprocess, "call", no_launch)
+    monkeypatch.delenv("RANK", raising=False)
+    args = [
+        "train",
+        "demo_protonet_tiny",
+        "data.root=nowhere",
+        "--out",
+        str(tmp_path / "run"),
+        "--nproc",
+        "2",
+    ]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and err.count("\n") == 1, err
+    assert "train.tasks_per_update (1) must be multiples of the number of processes (2)" in err
+    assert "train.tasks_per_update=2" in err  # says what to do
+    assert not (tmp_path / "run").exists()
+    assert main(args[:-1] + ["0"]) == 1
+    assert "at least 1" in capsys.readouterr().err
+    # a config that splits evenly is launched (here: the launch is intercepted)
+    launched = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **kwargs: launched.append(cmd) or 0)
+    assert main(args + ["train.tasks_per_update=2"]) == 0
+    assert launched and "--nproc_per_node=2" in launched[0] and "train.tasks_per_update=2" in launched[0]

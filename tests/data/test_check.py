@@ -43,6 +43,9 @@ def test_check_lists_missing_unreadable_and_short(tmp_path):
     assert (test.num_videos, test.missing, test.unreadable, test.short) == (1, [], [], [])
     assert any("val: no vallistNN.txt" in n for n in report.notes)
     assert any("1 videos have fewer than 8 frames" in n for n in report.notes)
+    # the boundary: a video of T - 1 frames is short, one of exactly T frames is not
+    assert [p.entry for p in check_benchmark(bench, num_frames=6).splits[0].short] == ["run/r1"]
+    assert check_benchmark(bench, num_frames=5).splits[0].short == []
 
     text = report.format()
     for needle in [

@@ -413,3 +413,68 @@ def test_frame_folder_outputs_follow_the_video_id_layout(tmp_path):
     bench = load_benchmark("ssv2_small", root=root, splits_dir=tmp_path / "splits")
     record = bench.split("test").records[0]
     assert frame_folder_output(bench, record, tmp_path / "out") == tmp_path / "out" / "51958"
+
+
+def _leaves(key: dict, prefix: str = "") -> set[str]:
+    out: set[str] = set()
+    for k, v in key.items():
+        out |= _leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}"}
+    return out
+
+
+def test_every_component_of_the_store_key_refuses_a_stale_store(bench_dir, tmp_path, monkeypatch):
+    """One change per component of the key (read from the store itself, so that a new component must be added
+    here): opening the store is refused with an error naming that component and both values."""
+    import fsar.data.clip_store as clip_store_module
+
+    d = data_cfg(bench_dir, resize_short=None, resize_to=[24, 32])
+    store = tmp_path / "store"
+    prepare(bench_dir, d, store, splits=("test",))
+    with_store = dataclasses.replace(d, clip_store=str(store))
+    assert len(build_split_clips(with_store, ("test",))["test"].records) == 4
+    assert ClipStore(store).split("test").open_entry("jump/a").size == (24, 32)  # [H, W] as resize_to says
+    other_splits = tmp_path / "splits"
+    other_splits.mkdir()
+    (other_splits / "testlist01.txt").write_text("jump/a\njump/b\nsit/c\n")
+    cases = {
+        "version": ({}, f"version: store has {clip_store_module.STORE_VERSION}, this run has 99"),
+        "benchmark": (dict(benchmark="ucf101"), "benchmark: store has 'hmdb51', this run has 'ucf101'"),
+        "split_files.test": (dict(splits=str(other_splits)), "split_files.test: store has '"),
+        "resolution.resize_to": (
+            dict(resize_to=[32, 32]),
+            "resolution.resize_to: store has [24, 32], this run has [32, 32]",
+        ),
+        "resolution.resize_short": (
+            dict(resize_to=None, resize_short=24),
+            "resolution.resize_short: store has None, this run has 24",
+        ),
+        "frames.num_frames": (dict(num_frames=6), "frames.num_frames: store has 8, this run has 6"),
+        "frames.frame_sampler": (
+            dict(frame_sampler="uniform"),
+            "frames.frame_sampler: store has 'ta2n', this run has 'uniform'",
+        ),
+        "frames.tracks": (dict(tracks=str(tmp_path)), "frames.tracks: store has False, this run has True"),
+    }
+    assert set(cases) == _leaves(ClipStore(store).key)
+    # the one allowed difference: a store with track frames serves a run without tracks, not the reverse
+    from fsar.data.clip_store import key_differences
+
+    with_tracks = json.loads(json.dumps(ClipStore(store).key))
+    with_tracks["frames"]["tracks"] = True
+    assert key_differences(with_tracks, ClipStore(store).key, ["test"]) == []
+    assert key_differences(ClipStore(store).key, with_tracks, ["test"]) == [
+        "frames.tracks: store has False, this run has True"
+    ]
+    for component, (change, message) in cases.items():
+        with monkeypatch.context() as m:
+            if component == "version":
+                m.setattr(clip_store_module, "STORE_VERSION", 99)
+            with pytest.raises(ClipStoreError) as err:
+                build_split_clips(dataclasses.replace(with_store, **change), ("test",))
+        text = str(err.value)
+        assert "stale clip store" in text and message in text, (component, text)
+        # only the changed component is named (resize_to -> resize_short also names resize_to, by design)
+        named = {leaf for leaf in cases if f"{leaf}: store has" in text}
+        assert named == (
+            {component, "resolution.resize_to"} if component == "resolution.resize_short" else {component}
+        )

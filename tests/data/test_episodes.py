@@ -29,6 +29,9 @@ def test_episode_is_pure_function_of_seed_and_index():
     assert a.episode(42) == b.episode(42)
     assert a.take(3, start=40)[2] == b.episode(42)  # order of drawing does not matter
     assert EpisodeSampler(LABELS, 5, 1, 2, seed=8).episode(42) != a.episode(42)
+    # every index has its own episode: 50 episodes, 50 different draws (a repeat is vanishingly unlikely)
+    draws = {(e.classes, e.support, e.query) for e in a.take(50)}
+    assert len(draws) == 50
 
 
 def test_ranks_get_disjoint_streams_covering_single_process_stream():

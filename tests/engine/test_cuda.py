@@ -1,5 +1,7 @@
 """The trainer on a CUDA GPU: fp16 with the grad scaler and bf16 autocast steps, and pinned-memory loading."""
 
+import math
+
 import pytest
 import torch
 
@@ -13,16 +15,33 @@ from tests.engine.test_trainer import make_cfg
 pytestmark = pytest.mark.cuda
 
 
-@pytest.mark.parametrize("method", ["otam", "ta2n"])
-@pytest.mark.parametrize("precision", ["fp16", "bf16"])
-def test_mixed_precision_training_on_cuda(tmp_path, method, precision):
+HALF = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def check_mixed_precision_training(tmp_path, method: str, precision: str, device: str) -> None:
+    """Train 4 tasks (2 updates) in ``precision`` on ``device`` and check what mixed precision means: every
+    convolution of every training step ran in the half dtype under autocast, the weights stay fp32 and were
+    updated (finite), fp16 has a grad scaler that took both steps and is saved in the checkpoint (bf16 has none),
+    and the reported test accuracy is that of the selected checkpoint."""
+    import torch.nn as nn
+
+    from fsar.engine.build import build_model
+    from fsar.engine.trainer import evaluate_split, test_episodes
+
     cfg = make_cfg(
-        f"model.name={method}", f"train.precision={precision}", "train.device=cuda", "train.tasks=4"
+        f"model.name={method}", f"train.precision={precision}", f"train.device={device}", "train.tasks=4"
     )
-    devices = set()
+    steps, conv_dtypes, hooked = [], set(), set()
 
     def on_step(episode, updated, model):
-        devices.add(next(model.parameters()).device.type)
+        steps.append((next(model.parameters()).device.type, updated))
+        if not hooked:  # from the first step on: the hooks see the later steps' convolutions
+            for module in model.modules():
+                if isinstance(module, nn.Conv2d | nn.Conv3d):
+                    module.register_forward_hook(
+                        lambda m, i, out: conv_dtypes.add(out.dtype) if m.training else None
+                    )
+            hooked.add(True)
 
     clips = {  # 64 px: TA2N's TTM needs maps of at least 4x4 after the small CNN's 16x reduction
         "train": fake_split("train", 8, 6, 4, size=64),
@@ -31,17 +50,36 @@ def test_mixed_precision_training_on_cuda(tmp_path, method, precision):
     }
     trainer = Trainer(cfg, tmp_path, log=lambda *a: None, clips=clips, on_step=on_step)
     result = trainer.fit()
-    assert devices == {"cuda"} and trainer.device.type == "cuda"
-    assert 0 <= result["test_mean"] <= 100
+    assert steps == [(device, False), (device, True), (device, False), (device, True)]
+    assert trainer.device.type == device
+    assert conv_dtypes == {HALF[precision]}, conv_dtypes  # autocast was on, in the requested dtype
     ck = load_checkpoint(tmp_path / "last.pt")
+    torch.manual_seed(cfg.train.seed)  # the trainer's initial weights
+    initial = build_model(cfg, num_train_classes=8).state_dict()
     weights = {k: v for k, v in ck["model"].items() if v.is_floating_point()}
-    assert all(torch.isfinite(v).all() for v in weights.values())
-    if precision == "fp16":  # the grad scaler is on and saved with its state
-        assert ck["scaler"]["scale"] > 0
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in weights.values())  # fp32 masters
+    changed = [k for k, v in weights.items() if not torch.equal(v.cpu(), initial[k])]
+    assert any(k.startswith("backbone") for k in changed), "no update reached the weights"
+    # fp16: the grad scaler is on and saved; it starts at 2^16 and halves on each skipped step
+    if precision == "fp16":
+        skipped = math.log2(2.0**16 / ck["scaler"]["scale"])
+        assert skipped in (0.0, 1.0) and ck["scaler"]["_growth_tracker"] <= 2 - skipped  # >= 1 step taken
     else:
         assert not ck["scaler"]  # bf16 needs no scaler
     rows = (tmp_path / "train_log.csv").read_text().splitlines()
-    assert len(rows) > 1 and "nan" not in rows[-1].lower()
+    assert len(rows) == 3 and "nan" not in rows[-1].lower()
+    # the reported test accuracy is that of the selected checkpoint, evaluated the same way
+    model = build_model(cfg, num_train_classes=8).to(trainer.device)
+    model.load_state_dict(load_checkpoint(tmp_path / "best.pt")["model"])
+    episodes = test_episodes(cfg, clips["test"], 5, 1, 1)
+    again = evaluate_split(model, clips["test"], episodes, trainer.device, cfg, cfg.eval.seed).summary
+    assert result["test_episodes"] == 10 and result["test_mean"] == pytest.approx(again.mean, abs=10.0)
+
+
+@pytest.mark.parametrize("method", ["otam", "ta2n"])
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_mixed_precision_training_on_cuda(tmp_path, method, precision):
+    check_mixed_precision_training(tmp_path, method, precision, "cuda")
 
 
 @pytest.mark.parametrize("workers", [0, 2])

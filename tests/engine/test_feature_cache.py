@@ -94,6 +94,10 @@ def test_stale_cache_is_refused_with_the_differing_fields(synth, tmp_path):
     cfg = load_config("demo_ta2n_tiny", overrides(synth, cache, "data.num_frames=6"))
     with pytest.raises(FsarError, match="stale feature cache.*num_frames: cache has 4, this run has 6"):
         build_inputs(cfg, ("test",))
+    # other backbone weights (here: initialised with another seed) make the cached features stale too
+    reseeded = load_config("demo_ta2n_tiny", overrides(synth, cache, "train.seed=1"))
+    with pytest.raises(FsarError, match="stale feature cache.*backbone_weights_hash: cache has '"):
+        build_inputs(reseeded, ("test",))
     with pytest.raises(FsarError, match=r"no \['train'\] split"):
         build_inputs(load_config("demo_ta2n_tiny", overrides(synth, cache)), ("train", "test"))
     from fsar.backbones import create_backbone

@@ -48,9 +48,9 @@ def test_the_trainer_asks_the_loader_for_its_device(monkeypatch, tmp_path):
     seen = []
     real = trainer_module.episode_loader
 
-    def spy(dataset, workers, device=None):
+    def spy(dataset, workers, device=None, **seeding):
         seen.append(device)
-        return real(dataset, workers, device)
+        return real(dataset, workers, device, **seeding)
 
     monkeypatch.setattr(trainer_module, "episode_loader", spy)
     cfg = load_config(

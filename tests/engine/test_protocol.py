@@ -25,6 +25,13 @@ def test_summary_matches_field_convention():
     assert s.episodes == 4
 
 
+def test_summary_is_the_mean_of_skewed_episode_accuracies():
+    """The reported number is the mean over episodes (not a median or a pooled count): golden values."""
+    s = summarize_accuracies([0.2, 0.2, 1.0])
+    assert s.mean == pytest.approx(46.666667) and s.std == pytest.approx(37.712362)
+    assert s.ci95 == pytest.approx(1.96 * 37.712362 / math.sqrt(3))
+
+
 @pytest.mark.parametrize(
     "df,expected", [(1, 12.706205), (4, 2.776445), (9, 2.262157), (29, 2.045230), (9999, 1.960201)]
 )

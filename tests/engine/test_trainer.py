@@ -35,27 +35,59 @@ def make_cfg(*extra):
 
 
 def test_fit_selects_on_val_and_writes_outputs(tmp_path):
-    cfg = make_cfg("model.name=otam")
-    result = Trainer(cfg, tmp_path, log=lambda *a: None, clips=fake_clips()).fit()
-    assert result["selected_on"] == "val" and result["selected_task"] in (4, 8)
-    assert result["test_episodes"] == 10 and 0 <= result["test_mean"] <= 100
-    for name in (
-        "config.yaml",
-        "best.pt",
-        "last.pt",
-        "last.pt.sha256",
-        "train_log.csv",
-        "val_log.csv",
-        "results.json",
-        "test_episodes.csv",
-    ):
-        assert (tmp_path / name).exists(), name
-    assert json.loads((tmp_path / "results.json").read_text())["method"] == "otam"
-    assert len((tmp_path / "val_log.csv").read_text().splitlines()) == 3  # header + 2 validations
+    """The checkpoint is the first best row of val_log.csv (validation episodes only: the test split is not read
+    before training ends), best.pt holds those weights, and the reported test accuracy is theirs."""
     import csv
 
-    rows = list(csv.DictReader((tmp_path / "train_log.csv").open()))
-    assert sum(int(r["short_clips"]) for r in rows) > 0  # short videos are counted in the log
+    from fsar.engine.build import build_model
+    from fsar.engine.trainer import evaluate_split, test_episodes
+
+    cfg = make_cfg("model.name=otam", "train.val_every=2")
+    clips = fake_clips()
+    steps, test_reads_while_training = [], []
+    read_test = clips["test"].load_video
+
+    def watched(record, train, rng):
+        if len(steps) < cfg.train.tasks:
+            test_reads_while_training.append(record.video_id)
+        return read_test(record, train, rng)
+
+    clips["test"].load_video = watched
+    trainer = Trainer(cfg, tmp_path, log=lambda *a: None, clips=clips, on_step=lambda *a: steps.append(1))
+    result = trainer.fit()
+    assert not test_reads_while_training, "the test split was read during training or selection"
+    for name in ("config.yaml", "best.pt", "last.pt", "last.pt.sha256", "train_log.csv", "results.json"):
+        assert (tmp_path / name).exists(), name
+    assert json.loads((tmp_path / "results.json").read_text())["method"] == "otam"
+
+    rows = list(csv.DictReader((tmp_path / "val_log.csv").open()))
+    assert [(int(r["tasks"]), r["split"]) for r in rows] == [(2, "val"), (4, "val"), (6, "val"), (8, "val")]
+    accs = [float(r["acc"]) for r in rows]
+    assert len(set(accs)) > 1, "validation accuracies must differ for the choice to mean something"
+    chosen = rows[accs.index(max(accs))]  # the first best row
+    assert result["selected_on"] == "val" and result["best_selection_acc"] == max(accs)
+    assert result["selected_task"] == int(chosen["tasks"])
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best["trainer_state"]["tasks_done"] == result["selected_task"]
+
+    # best.pt's weights give the logged validation accuracy on the validation episodes, and the reported test mean
+    model = build_model(cfg, num_train_classes=8)
+    model.load_state_dict(best["model"])
+    cpu = torch.device("cpu")
+    val_eps = EpisodeSampler(clips["val"].labels, 5, 1, 1, seed=cfg.train.seed + 1).take(
+        cfg.train.val_episodes
+    )
+    assert evaluate_split(model, clips["val"], val_eps, cpu, cfg, cfg.train.seed + 1).summary.mean == max(
+        accs
+    )
+    test_eps = test_episodes(cfg, clips["test"], 5, 1, 1)
+    test = evaluate_split(model, clips["test"], test_eps, cpu, cfg, cfg.eval.seed).summary
+    assert (result["test_episodes"], result["test_mean"], result["test_ci95"]) == (10, test.mean, test.ci95)
+    csv_rows = list(csv.DictReader((tmp_path / "test_episodes.csv").open()))
+    assert len(csv_rows) == 10
+
+    train_rows = list(csv.DictReader((tmp_path / "train_log.csv").open()))
+    assert sum(int(r["short_clips"]) for r in train_rows) > 0  # short videos are counted in the log
     assert load_checkpoint(tmp_path / "last.pt")["trainer_state"]["tasks_done"] == 8
 
 
@@ -69,19 +101,42 @@ def test_same_config_and_seed_give_same_numbers(tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_resume_from_mid_run_checkpoint_is_bit_identical(tmp_path):
-    cfg = make_cfg("train.checkpoint_every=2", "model.name=otam")
+@pytest.mark.parametrize(
+    "method", [["model.name=otam"], ["model.name=trx", "model.kwargs={out_dim: 16}"]], ids=["otam", "trx"]
+)
+def test_resume_from_mid_run_checkpoint_is_bit_identical(tmp_path, method):
+    """TRX has dropout: its masks after the resume must be those of the uninterrupted run (the loader never draws
+    from the global generator whose state the checkpoint restores)."""
+    cfg = make_cfg("train.checkpoint_every=2", *method)
     Trainer(cfg, tmp_path / "full", log=lambda *a: None, clips=fake_clips()).fit()
     # an interrupted run: stop after 4 tasks (as if killed), keep its last.pt, then resume to 8
-    short = make_cfg("train.checkpoint_every=2", "model.name=otam", "train.tasks=4")
+    short = make_cfg("train.checkpoint_every=2", *method, "train.tasks=4")
     Trainer(short, tmp_path / "cut", log=lambda *a: None, clips=fake_clips()).fit()
     ck = load_checkpoint(tmp_path / "cut" / "last.pt")
     ck["config"]["train"]["tasks"] = 8  # same run, longer horizon: resume continues the same stream
     save_checkpoint(tmp_path / "cut" / "last.pt", {k: v for k, v in ck.items() if k != "format_version"})
     Trainer(cfg, tmp_path / "cut", log=lambda *a: None, clips=fake_clips()).fit()
-    full = load_checkpoint(tmp_path / "full" / "last.pt")["model"]
-    resumed = load_checkpoint(tmp_path / "cut" / "last.pt")["model"]
-    assert all(torch.equal(full[k], resumed[k]) for k in full)
+    full = load_checkpoint(tmp_path / "full" / "last.pt")
+    resumed = load_checkpoint(tmp_path / "cut" / "last.pt")
+    assert all(torch.equal(full["model"][k], resumed["model"][k]) for k in full["model"])
+    assert torch.equal(full["rng"][0]["torch"], resumed["rng"][0]["torch"])
+
+
+def test_loaders_never_draw_from_the_global_generator():
+    from fsar.engine.episode_data import loader_generator
+
+    clips = fake_clips()["train"]
+    episodes = EpisodeSampler(clips.labels, 5, 1, 1, seed=0).take(3)
+    dataset = EpisodeDataset(clips, lambda i: episodes[i], 3, train=True, seed=0)
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    batches = list(episode_loader(dataset, 0))
+    assert len(batches) == 3 and torch.equal(torch.get_rng_state(), state)
+    # each loader's own generator: a function of (seed, rank, position)
+    seeds = {
+        (s, r, p): loader_generator(s, r, p).initial_seed() for s in (0, 1) for r in (0, 1) for p in (0, 4)
+    }
+    assert len(set(seeds.values())) == 8 and loader_generator(1, 0, 4).initial_seed() == seeds[1, 0, 4]
 
 
 def test_corrupt_checkpoint_is_reported_not_loaded(tmp_path):

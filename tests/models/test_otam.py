@@ -105,3 +105,20 @@ def test_errors():
     for bad in ({"moves": "any"}, {"shots": "max"}, {"gamma": -1}, {"temperature": 0}):
         with pytest.raises(ValueError):
             OTAM(**bad)
+
+
+def test_mean_distance_shots_average_the_per_shot_alignments():
+    """shots="mean_distance": the class distance is the mean over the shots of each shot's OTAM distance."""
+    model = OTAM(tiny_backbone(), gamma=0.1, shots="mean_distance").eval()
+    support, query = episode(model, way=2, shot=3, queries=2)
+    q = model.encode(query)
+    logits = model(q)
+    s = model.encode(support).reshape(2, 3, 5, 16)
+    for i in range(2):
+        for c in range(2):
+            per_shot = []
+            for k in range(3):
+                d = frame_cosine_distance(q[i : i + 1], s[c, k : k + 1])[0, 0]
+                per_shot.append(0.5 * (soft_dtw(d, 0.1) + soft_dtw(d.T, 0.1)))
+            assert torch.allclose(logits[i, c], -torch.stack(per_shot).mean(), atol=1e-5)
+            assert not torch.allclose(-torch.stack(per_shot).mean(), -torch.stack(per_shot).min(), atol=1e-4)

@@ -41,12 +41,14 @@ def run(args: argparse.Namespace) -> int:
 
     from fsar.engine.config import load_config
     from fsar.engine.distributed import init_distributed, launched_by_torchrun, shutdown
-    from fsar.engine.trainer import Trainer
+    from fsar.engine.trainer import Trainer, check_launch
     from fsar.errors import FsarError
     from fsar.procs import die_with_parent, parent_death_preexec
 
     cfg = load_config(args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / cfg.name
+    if not launched_by_torchrun():
+        check_launch(cfg, args.nproc)  # one clear error here, not one per rank under torchrun's traceback
     if args.nproc > 1 and not launched_by_torchrun():
         cmd = [
             sys.executable,

@@ -6,6 +6,12 @@ there too). ``EpisodeDataset`` is a ``torch.utils.data.Dataset`` whose item ``i`
 choices made while loading a clip (frame jitter, crop, flip) come from a generator seeded with
 ``(seed, episode index, position in the episode)``, so the same config and seed give the same tensors whatever the
 number of workers.
+
+The loaders never draw from torch's global generator: a DataLoader draws its workers' base seed when its iterator
+is created, and drawing it from the global generator would shift every later dropout mask of a resumed run (the
+resumed run creates its loader after restoring the saved RNG state, the uninterrupted run did so at the start).
+:func:`episode_loader` gives every loader its own ``torch.Generator`` seeded from ``(seed, rank, position in the
+run)``, and the workers are seeded from it.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ __all__ = [
     "LoadedVideo",
     "SplitClips",
     "episode_loader",
+    "loader_generator",
     "pin_memory_for",
     "stack_videos",
     "video_rng",
@@ -159,12 +166,25 @@ def pin_memory_for(device: torch.device | str | None) -> bool:
     return device is not None and torch.device(device).type == "cuda"
 
 
+def loader_generator(seed: int, rank: int = 0, position: int = 0) -> torch.Generator:
+    """A DataLoader's own generator, seeded from ``(seed, rank, position)``: the loader draws its workers' base
+    seed from it instead of from torch's global generator (whose state belongs to the model: dropout etc.)."""
+    state = np.random.SeedSequence([int(seed), int(rank), int(position), 0x10AD]).generate_state(1, np.uint64)
+    return torch.Generator().manual_seed(int(state[0]) & ((1 << 63) - 1))
+
+
 def episode_loader(
-    dataset: EpisodeDataset, workers: int, device: torch.device | str | None = None
+    dataset: EpisodeDataset,
+    workers: int,
+    device: torch.device | str | None = None,
+    rank: int = 0,
+    position: int = 0,
 ) -> DataLoader:
     """A DataLoader yielding one episode at a time (no re-batching), decoding in ``workers`` processes. For a CUDA
     ``device`` the batches are pinned, so ``batch.to(device, non_blocking=True)`` overlaps the host-to-device copy
-    with compute."""
+    with compute. Its generator (:func:`loader_generator`) is seeded from the dataset's seed, ``rank`` and
+    ``position`` (where the dataset's first item stands in the run), so creating and iterating the loader leaves
+    torch's global generator untouched."""
     return DataLoader(
         dataset,
         batch_size=None,
@@ -174,4 +194,5 @@ def episode_loader(
         prefetch_factor=2 if workers > 0 else None,
         pin_memory=pin_memory_for(device),
         worker_init_fn=loader_worker_init,  # workers die with this process (fsar.procs)
+        generator=loader_generator(dataset.seed, rank, position),
     )

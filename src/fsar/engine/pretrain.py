@@ -48,7 +48,7 @@ from fsar.data.keys import diff_keys, write_json_atomic
 from fsar.engine.build import build_backbone, resolve_device
 from fsar.engine.cached_eval import encode_videos, evaluate_cached
 from fsar.engine.config import Config
-from fsar.engine.episode_data import SplitClips, pin_memory_for
+from fsar.engine.episode_data import SplitClips, loader_generator, pin_memory_for
 from fsar.engine.evaluate import accuracies
 from fsar.engine.pretrain_heads import FrameClassifier, TemporalHead
 from fsar.engine.protocol import summarize_accuracies
@@ -270,6 +270,7 @@ def pretrain_backbone(
         prefetch_factor=2 if cfg.data.workers > 0 else None,
         pin_memory=pin_memory_for(device),
         worker_init_fn=loader_worker_init,  # workers die with this process (fsar.procs)
+        generator=loader_generator(pre.seed),  # never the global generator
     )
     logger = RunLogger(out, tensorboard=False)
     logger.rewrite("pretrain_log", [])

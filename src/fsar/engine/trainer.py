@@ -194,9 +194,8 @@ def evaluate_split(
         else:
             dataset = EpisodeDataset(clips, lambda i: mine[i], len(mine), train=False, seed=seed)
             with progress_bar(len(mine), desc, "ep", leave=False, enabled=ctx.is_main) as bar:
-                results = evaluate_naive(
-                    model, episode_loader(dataset, cfg.data.workers, device), device, progress=bar
-                )
+                loader = episode_loader(dataset, cfg.data.workers, device, rank=ctx.rank)
+                results = evaluate_naive(model, loader, device, progress=bar)
     gathered = [r for part in all_gather_objects(results, ctx) for r in part]
     gathered.sort(key=lambda r: r.episode)
     return EvalOutcome(summarize_accuracies(accuracies(gathered)), gathered)
@@ -220,6 +219,40 @@ def _autocast(device: torch.device, precision: str):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def check_world_size(cfg: Config, world: int) -> None:
+    """Refuse a config that cannot train on ``world`` processes: every update's episodes must split evenly across
+    the ranks (adapting ``train.tasks_per_update`` would change the recipe, so it is never done silently)."""
+    t = cfg.train
+    if world < 1:
+        raise ConfigError(f"the number of processes must be at least 1, got {world}")
+    if world > 1 and (
+        t.tasks_per_update % world or t.tasks % world or (t.tasks % t.tasks_per_update) % world
+    ):
+        fix = f"train.tasks_per_update={world * max(1, -(-t.tasks_per_update // world))}"
+        raise ConfigError(
+            f"train.tasks ({t.tasks}) and train.tasks_per_update ({t.tasks_per_update}) must be multiples of "
+            f"the number of processes ({world}) so that every update's episodes split evenly across ranks; "
+            f"set e.g. {fix} (this changes the recipe: more episodes per optimiser step) or use fewer processes"
+        )
+
+
+def check_launch(cfg: Config, nproc: int) -> None:
+    """What ``fsar train --nproc N`` checks before starting any process: the split of the episodes across the N
+    ranks and, on GPUs, one GPU per process."""
+    check_world_size(cfg, nproc)
+    device = cfg.train.device
+    if nproc > 1 and device in ("auto", "cuda") and torch.cuda.is_available():
+        if nproc > torch.cuda.device_count():
+            raise ConfigError(
+                f"--nproc {nproc} starts one process per GPU, but this machine has "
+                f"{torch.cuda.device_count()} GPU(s); use --nproc {torch.cuda.device_count()} or train.device=cpu"
+            )
+    elif nproc > 1 and device == "cuda":
+        raise ConfigError(
+            f"train.device={device!r} but CUDA is not available on this machine; use cpu or auto"
+        )
 
 
 class Trainer:
@@ -252,12 +285,7 @@ class Trainer:
         self._check_divisibility()
 
     def _check_divisibility(self) -> None:
-        t, w = self.cfg.train, self.ctx.world_size
-        if w > 1 and (t.tasks_per_update % w or t.tasks % w or (t.tasks % t.tasks_per_update) % w):
-            raise ConfigError(
-                f"train.tasks ({t.tasks}) and train.tasks_per_update ({t.tasks_per_update}) must be multiples of "
-                f"the number of processes ({w}) so that every update's episodes split evenly across ranks"
-            )
+        check_world_size(self.cfg, self.ctx.world_size)
 
     # ------------------------------------------------------------------------------------------------------
     def fit(self) -> dict:
@@ -381,8 +409,10 @@ class Trainer:
         optimizer.zero_grad(set_to_none=True)
         start = time.perf_counter()
         bar = progress_bar(cfg.train.tasks, "train", "ep", initial=state["tasks_done"], enabled=ctx.is_main)
+        # the loader's own generator is seeded from (seed, rank, position): resuming never touches the global RNG
+        loader = episode_loader(dataset, cfg.data.workers, self.device, rank=ctx.rank, position=local_start)
         waited = [0.0]  # seconds this process spent waiting for the loader (data_wait_fraction)
-        loader = _timed(episode_loader(dataset, cfg.data.workers, self.device), waited)
+        loader = _timed(loader, waited)
         for k, (episode, support, query) in enumerate(loader):
             local_task = local_start + k
             global_before = local_task * w  # episodes done by all ranks before this step

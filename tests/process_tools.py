@@ -110,6 +110,8 @@ def _pool(initializer_name: str) -> None:
 class _StuckDataset:
     """Items that never finish loading: a worker inside one cannot reach torch's own between-items watchdog."""
 
+    seed = 0  # episode_loader seeds its own generator from the dataset's seed
+
     def __len__(self) -> int:
         return 100
 

@@ -98,11 +98,14 @@ def test_a_part_refuses_to_start_beside_parts_of_another_run(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ end to end
 def tree(root: Path) -> dict[str, bytes]:
-    """Every file below ``root`` (but the part manifests) with its bytes."""
+    """Every file below ``root`` (but the part manifests and the run locks, which name their holder) with its
+    bytes."""
+    from fsar.procs import is_lock_file
+
     return {
         p.relative_to(root).as_posix(): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and PARTS_DIR not in p.relative_to(root).parts
+        if p.is_file() and PARTS_DIR not in p.relative_to(root).parts and not is_lock_file(p.name)
     }
 
 

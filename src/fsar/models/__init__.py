@@ -4,11 +4,12 @@
     model = MODELS.create("otam", backbone=create_backbone("small_cnn"))
 
 Registered: ``protonet``, ``otam`` (baselines), ``ta2n`` (Li et al., AAAI 2022), ``tats`` (Kumar et al.,
-ECCV 2024) and ``trx`` (Perrett et al., CVPR 2021).
+ECCV 2024), ``trx`` (Perrett et al., CVPR 2021) and ``strm`` (Thatipelli et al., CVPR 2022).
 """
 
 from fsar.models.base import FewShotClassifier
 from fsar.models.registry import MODELS
+from fsar.models.strm import classifier as _strm_classifier  # noqa: F401  (registers "strm")
 from fsar.models.ta2n import classifier as _ta2n_classifier  # noqa: F401  (registers "ta2n")
 from fsar.models.trx import classifier as _trx_classifier  # noqa: F401  (registers "trx")
 

@@ -1,0 +1,74 @@
+"""STRM's query-class similarity classifier on patch-enriched frames (the original's ``DistanceLoss``).
+
+Thatipelli et al., "Spatio-temporal Relation Modeling for Few-shot Action Recognition", CVPR 2022
+(``shared/specs/strm.md`` §3). One module per tuple cardinality k:
+
+1. dropout (p = 0.1) on the support and on the query frame features (no positional encoding in this branch);
+2. every k-tuple of frames (``itertools.combinations`` order, as TRX) concatenated and mapped by ``clsW``
+   (Linear ``k·D -> D/2``) then ReLU;
+3. for class c: the Euclidean distance (not squared) from each query tuple to every tuple of every shot of c,
+   the **minimum** over those, the **mean** over the query's tuples, negated -> logit ``[q, c]``.
+
+In the original these modules sit in a plain Python list (quirk Q1): ``clsW`` is never trained, never saved,
+and ``model.eval()`` does not reach their dropout. Here they are registered modules, so ``eval()`` turns the
+dropout off and the state dict holds ``clsW``; whether ``clsW`` trains is the head's ``train_clsw`` option
+(default False: frozen at its random initialisation, the original's training behaviour). Gradients still flow
+*through* a frozen ``clsW`` into the patch branch, as in the original.
+
+Vectorised over queries and classes: one distance matrix ``[Q·N, way, shots·N]`` (classes with fewer shots
+are padded and masked with +inf before the minimum); the tuple projection is TRX's
+(:func:`fsar.models.trx.project_tuples`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fsar.models.trx.tuples import ClassGroups, frame_tuples, project_tuples
+
+SIMILARITY_DROPOUT = 0.1
+
+
+class QueryClassSimilarity(nn.Module):
+    """The similarity classifier of one cardinality. ``clsW`` keeps the original's name."""
+
+    def __init__(self, feat_dim: int, num_frames: int, cardinality: int, dropout: float = SIMILARITY_DROPOUT):
+        super().__init__()
+        self.feat_dim, self.num_frames, self.cardinality = int(feat_dim), int(num_frames), int(cardinality)
+        self.register_buffer("tuples", frame_tuples(self.num_frames, self.cardinality), persistent=False)
+        self.dropout = nn.Dropout(p=float(dropout))
+        self.clsW = nn.Linear(self.feat_dim * self.cardinality, self.feat_dim // 2)  # noqa: N815 (original name)
+
+    @property
+    def num_tuples(self) -> int:
+        return int(self.tuples.shape[0])
+
+    def embed(self, frames: Tensor) -> Tensor:
+        """Frame features ``[V, T, D]`` -> tuple embeddings ``[V, N, D/2]`` (dropout, projection, ReLU)."""
+        if frames.dim() != 3 or frames.shape[1:] != (self.num_frames, self.feat_dim):
+            raise ValueError(
+                f"STRM similarity expects [videos, T={self.num_frames}, D={self.feat_dim}]; got {tuple(frames.shape)}"
+            )
+        x = self.dropout(frames)
+        return F.relu(project_tuples(x, self.clsW.weight, self.clsW.bias, self.tuples))
+
+    @staticmethod
+    def logits(support: Tensor, groups: ClassGroups, query: Tensor) -> Tensor:
+        """``-mean_tuples min_class-tuples ||q - s||``: ``[Q, way]`` from :meth:`embed` outputs."""
+        dtype = torch.promote_types(query.dtype, torch.float32)  # float32 at least, also under autocast
+        with torch.autocast(device_type=query.device.type, enabled=False):
+            cs = support[groups.index].to(dtype)  # [way, shots, N, E]
+            way, shots, n, e = cs.shape
+            q = query.shape[0]
+            distances = torch.cdist(
+                query.to(dtype).reshape(1, q * n, e),
+                cs.reshape(1, way * shots * n, e),
+                compute_mode="donot_use_mm_for_euclid_dist",  # exact differences, not |a|²+|b|²-2ab
+            ).view(q * n, way, shots * n)
+            if groups.mask is not None:
+                keep = groups.mask[:, :, None].expand(way, shots, n).reshape(1, way, shots * n)
+                distances = distances.masked_fill(~keep, float("inf"))
+            nearest = distances.min(dim=-1).values  # [Q·N, way]
+            return -nearest.view(q, n, way).mean(dim=1)

@@ -344,3 +344,26 @@ def test_errors():
         STRM(11)
     with pytest.raises(ValueError, match="distinct"):
         STRM(D, T, (2, 2))
+
+
+def test_similarity_gradient_is_finite_at_zero_distance():
+    """A query tuple equal to a class tuple (distance 0, e.g. all-zero after the ReLU) gets a zero gradient from
+    that distance, as with the original's cdist, not NaN."""
+    from fsar.models.strm import QueryClassSimilarity
+    from fsar.models.trx import group_by_label
+
+    g = torch.Generator().manual_seed(0)
+    support = torch.randn(3, 28, 5, generator=g, dtype=F64)
+    query = torch.cat([support[:1].clone(), torch.randn(1, 28, 5, generator=g, dtype=F64)]).requires_grad_()
+    logits = QueryClassSimilarity.logits(support, group_by_label(torch.tensor([0, 1, 2])), query)
+    assert logits[0, 0].item() == 0.0 and (logits[:, 1:] < 0).all()
+    (grad,) = torch.autograd.grad(logits.sum(), [query])
+    assert torch.isfinite(grad).all() and grad[1].abs().sum() > 0
+    # the exact minimum: cdist without the |a|² + |b|² - 2ab shortcut, then min and mean
+    exact = torch.cdist(
+        query.detach().reshape(1, 56, 5),
+        support.reshape(1, 84, 5),
+        compute_mode="donot_use_mm_for_euclid_dist",
+    )
+    exact = -exact.view(2, 28, 3, 28).amin(dim=-1).mean(dim=1)
+    torch.testing.assert_close(logits.detach(), exact, rtol=1e-12, atol=1e-12)

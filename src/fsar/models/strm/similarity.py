@@ -15,9 +15,11 @@ dropout off and the state dict holds ``clsW``; whether ``clsW`` trains is the he
 (default False: frozen at its random initialisation, the original's training behaviour). Gradients still flow
 *through* a frozen ``clsW`` into the patch branch, as in the original.
 
-Vectorised over queries and classes: one distance matrix ``[Q·N, way, shots·N]`` (classes with fewer shots
-are padded and masked with +inf before the minimum); the tuple projection is TRX's
-(:func:`fsar.models.trx.project_tuples`).
+Vectorised over queries and classes: one distance matrix ``[Q·N, way, shots·N]`` without gradient, from one
+matrix product, picks each query tuple's nearest tuple of each class (classes with fewer shots are padded and
+masked with +inf); the minimum is then recomputed exactly from that tuple alone, which is where the gradient of a
+minimum goes (the original's ``cdist`` + ``min``, whose gradient also reaches only the nearest tuple). The tuple
+projection is TRX's (:func:`fsar.models.trx.project_tuples`).
 """
 
 from __future__ import annotations
@@ -62,13 +64,16 @@ class QueryClassSimilarity(nn.Module):
             cs = support[groups.index].to(dtype)  # [way, shots, N, E]
             way, shots, n, e = cs.shape
             q = query.shape[0]
-            distances = torch.cdist(
-                query.to(dtype).reshape(1, q * n, e),
-                cs.reshape(1, way * shots * n, e),
-                compute_mode="donot_use_mm_for_euclid_dist",  # exact differences, not |a|²+|b|²-2ab
-            ).view(q * n, way, shots * n)
-            if groups.mask is not None:
-                keep = groups.mask[:, :, None].expand(way, shots, n).reshape(1, way, shots * n)
-                distances = distances.masked_fill(~keep, float("inf"))
-            nearest = distances.min(dim=-1).values  # [Q·N, way]
+            flat_query = query.to(dtype).reshape(q * n, e)
+            flat_class = cs.reshape(way, shots * n, e)
+            with torch.no_grad():  # which class tuple is nearest: |a|² + |b|² - 2ab distances (one matrix product)
+                distances = torch.cdist(flat_query[None], flat_class.reshape(1, way * shots * n, e))
+                distances = distances.view(q * n, way, shots * n)
+                if groups.mask is not None:
+                    keep = groups.mask[:, :, None].expand(way, shots, n).reshape(1, way, shots * n)
+                    distances = distances.masked_fill(~keep, float("inf"))
+                nearest_index = distances.argmin(dim=-1)  # [Q·N, way]
+            # the minimum recomputed exactly, with its gradient, from the nearest tuple only
+            nearest_tuple = flat_class[torch.arange(way, device=query.device)[None, :], nearest_index]  # [Q·N, way, E]
+            nearest = torch.linalg.vector_norm(flat_query[:, None, :] - nearest_tuple, dim=-1)  # [Q·N, way]
             return -nearest.view(q, n, way).mean(dim=1)

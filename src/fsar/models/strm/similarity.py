@@ -66,7 +66,9 @@ class QueryClassSimilarity(nn.Module):
             q = query.shape[0]
             flat_query = query.to(dtype).reshape(q * n, e)
             flat_class = cs.reshape(way, shots * n, e)
-            with torch.no_grad():  # which class tuple is nearest: |a|² + |b|² - 2ab distances (one matrix product)
+            with (
+                torch.no_grad()
+            ):  # which class tuple is nearest: |a|² + |b|² - 2ab distances (one matrix product)
                 distances = torch.cdist(flat_query[None], flat_class.reshape(1, way * shots * n, e))
                 distances = distances.view(q * n, way, shots * n)
                 if groups.mask is not None:
@@ -74,6 +76,8 @@ class QueryClassSimilarity(nn.Module):
                     distances = distances.masked_fill(~keep, float("inf"))
                 nearest_index = distances.argmin(dim=-1)  # [Q·N, way]
             # the minimum recomputed exactly, with its gradient, from the nearest tuple only
-            nearest_tuple = flat_class[torch.arange(way, device=query.device)[None, :], nearest_index]  # [Q·N, way, E]
-            nearest = torch.linalg.vector_norm(flat_query[:, None, :] - nearest_tuple, dim=-1)  # [Q·N, way]
+            # gather, not advanced indexing: its backward (scatter_add) is deterministic on the CPU, index_put's is not
+            index = nearest_index.T[:, :, None].expand(way, q * n, e)
+            nearest_tuple = torch.gather(flat_class, 1, index)  # [way, Q·N, E]
+            nearest = torch.linalg.vector_norm(flat_query[None] - nearest_tuple, dim=-1).T  # [Q·N, way]
             return -nearest.view(q, n, way).mean(dim=1)

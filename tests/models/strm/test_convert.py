@@ -163,3 +163,41 @@ def test_resnet_raises_unless_ignored_and_unknown_keys_raise():
         convert_reference_state_dict({"attn_pat.gamma": 0.0})
     with pytest.raises(RuntimeError, match="size mismatch"):
         _head().load_state_dict(convert_reference_state_dict(original_state_dict(cards=(3,), clsw=True)))
+
+
+def test_whole_checkpoint_converts_for_the_classifier_with_its_trunk():
+    from torch import nn
+
+    from fsar.models.strm import STRMClassifier, convert_reference_classifier_state_dict
+
+    class Trunk(nn.Module):
+        out_channels = D
+
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, D, 8, stride=8)
+
+        def forward(self, x):
+            return self.stem(x)
+
+    g = torch.Generator().manual_seed(1)
+    sd = original_state_dict(clsw=True, data_parallel=True)
+    sd["resnet.module.0.weight"] = torch.randn(D, 3, 8, 8, generator=g)
+    sd["resnet.module.0.bias"] = torch.randn(D, generator=g)
+
+    def trunk_converter(trunk):
+        assert set(trunk) == {"conv1.weight", "conv1.bias"}  # torchvision names, DataParallel segment removed
+        return {k.replace("conv1.", "stem."): v for k, v in trunk.items()}
+
+    torch.manual_seed(0)
+    clf = STRMClassifier(Trunk(), out_dim=OUT)
+    out = convert_reference_classifier_state_dict(
+        {"model_state_dict": sd}, backbone_converter=trunk_converter
+    )
+    clf.load_state_dict(out, strict=True)
+    assert torch.equal(clf.backbone.stem.weight, sd["resnet.module.0.weight"])
+    assert torch.equal(clf.head.patch_attention.gamma, sd["attn_pat.module.gamma"])
+    with pytest.raises(WeightsError, match="not recognised"):
+        convert_reference_classifier_state_dict(
+            {**sd, "fr_enrich.other": torch.zeros(1)}, backbone_converter=trunk_converter
+        )

@@ -8,7 +8,7 @@ backbones, ``convert_reference_state_dict`` loads the original's checkpoints. Ou
 """
 
 from fsar.models.strm.classifier import STRMClassifier
-from fsar.models.strm.convert import convert_reference_state_dict
+from fsar.models.strm.convert import convert_reference_classifier_state_dict, convert_reference_state_dict
 from fsar.models.strm.enrichment import FrameMixer, PatchAttention, patch_tokens
 from fsar.models.strm.head import STRM, STRMEncoded, STRMOutput, STRMSupport, strm_loss
 from fsar.models.strm.similarity import QueryClassSimilarity
@@ -22,6 +22,7 @@ __all__ = [
     "STRMEncoded",
     "STRMOutput",
     "STRMSupport",
+    "convert_reference_classifier_state_dict",
     "convert_reference_state_dict",
     "patch_tokens",
     "strm_loss",

@@ -24,12 +24,18 @@ same names (no ``pe.pe`` entries) converts the same way.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from torch import Tensor
 
 from fsar.errors import WeightsError
-from fsar.models.trx.convert import HEAD_PARAMETERS, check_pe_table, unwrap_checkpoint
+from fsar.models.trx.convert import (
+    HEAD_PARAMETERS,
+    check_pe_table,
+    fsar_resnet_state_dict,
+    sequential_trunk_to_torchvision,
+    unwrap_checkpoint,
+)
 
 _LINEAR = ("weight", "bias")
 _RENAMES: dict[str, str] = {
@@ -110,4 +116,30 @@ def convert_reference_state_dict(
         raise WeightsError(
             "the state dict holds no STRM head parameters (transformers.*, attn_pat.*, fr_enrich.*)"
         )
+    return out
+
+
+def convert_reference_classifier_state_dict(
+    state_dict: Mapping[str, object],
+    *,
+    backbone_converter: Callable[[Mapping[str, Tensor]], Mapping[str, Tensor]] | None = None,
+) -> dict[str, Tensor]:
+    """A whole original ``CNN_STRM`` state dict / ``run.py`` checkpoint -> state dict of
+    :class:`fsar.models.strm.STRMClassifier`: the head as :func:`convert_reference_state_dict` under ``head.``;
+    ``resnet.[module.]<j>.*`` -> torchvision names (:func:`fsar.models.trx.sequential_trunk_to_torchvision`) ->
+    ``backbone.*`` through ``backbone_converter`` (default: fsar's ResNet backbones). Without clsW keys (a released
+    checkpoint) the result misses exactly ``head.similarity.<i>.clsW.*``."""
+    head_part: dict[str, Tensor] = {}
+    trunk: dict[str, Tensor] = {}
+    for key, value in unwrap_checkpoint(state_dict, owner="STRM").items():
+        name = _without_module(key)
+        if name.startswith("resnet."):
+            trunk[name[len("resnet.") :]] = value
+        else:
+            head_part[key] = value
+    out = {"head." + k: v for k, v in convert_reference_state_dict(head_part).items()}
+    if trunk:
+        converter = backbone_converter if backbone_converter is not None else fsar_resnet_state_dict
+        for key, value in converter(sequential_trunk_to_torchvision(trunk)).items():
+            out["backbone." + key] = value
     return out

@@ -12,6 +12,7 @@ from fsar.models.trx.convert import (
     check_pe_table,
     convert_reference_classifier_state_dict,
     convert_reference_state_dict,
+    fsar_resnet_state_dict,
     sequential_trunk_to_torchvision,
     unwrap_checkpoint,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "convert_reference_classifier_state_dict",
     "convert_reference_state_dict",
     "frame_tuples",
+    "fsar_resnet_state_dict",
     "group_by_label",
     "project_tuples",
     "sequential_trunk_to_torchvision",

@@ -163,7 +163,8 @@ def sequential_trunk_to_torchvision(trunk: Mapping[str, Tensor]) -> dict[str, Te
     return out
 
 
-def _fsar_resnet(trunk: Mapping[str, Tensor]) -> dict[str, Tensor]:
+def fsar_resnet_state_dict(trunk: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """torchvision ResNet keys -> fsar's ResNet backbone (``resnet18/34/50``) keys, under ``model.``."""
     from fsar.backbones.resnet import convert_torchvision_resnet_state_dict
 
     # fsar's ResNetBackbone holds the transformers ResNetModel as `model`.
@@ -184,7 +185,7 @@ def convert_reference_classifier_state_dict(
     head, trunk = _head_and_trunk(state_dict)
     out = {"head." + k: v for k, v in head.items()}
     if trunk:
-        converter = backbone_converter if backbone_converter is not None else _fsar_resnet
+        converter = backbone_converter if backbone_converter is not None else fsar_resnet_state_dict
         for key, value in converter(sequential_trunk_to_torchvision(trunk)).items():
             out["backbone." + key] = value
     return out

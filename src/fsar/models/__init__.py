@@ -4,7 +4,9 @@
     model = MODELS.create("otam", backbone=create_backbone("small_cnn"))
 
 Registered: ``protonet``, ``otam`` (baselines), ``ta2n`` (Li et al., AAAI 2022), ``tats`` (Kumar et al.,
-ECCV 2024), ``trx`` (Perrett et al., CVPR 2021) and ``clip_fsar`` (Wang et al., IJCV 2023).
+ECCV 2024), ``trx`` (Perrett et al., CVPR 2021), ``hyrsm`` (Wang et al., CVPR 2022), ``molo`` (Wang et al.,
+CVPR 2023), ``strm`` (Thatipelli et al., CVPR 2022), ``clip_fsar`` (Wang et al., IJCV 2023) and ``trokens`` (Kumar
+et al., ICCV 2025).
 """
 
 from fsar.models.base import FewShotClassifier
@@ -12,6 +14,7 @@ from fsar.models.clip_fsar import classifier as _clip_fsar_classifier  # noqa: F
 from fsar.models.hyrsm import classifier as _hyrsm_classifier  # noqa: F401  (registers "hyrsm")
 from fsar.models.molo import classifier as _molo_classifier  # noqa: F401  (registers "molo")
 from fsar.models.registry import MODELS
+from fsar.models.strm import classifier as _strm_classifier  # noqa: F401  (registers "strm")
 from fsar.models.ta2n import classifier as _ta2n_classifier  # noqa: F401  (registers "ta2n")
 from fsar.models.trx import classifier as _trx_classifier  # noqa: F401  (registers "trx")
 

@@ -9,15 +9,18 @@ vectorised over classes and queries; ``TRXClassifier`` (registry name ``"trx"``)
 from fsar.models.trx.classifier import TRXClassifier
 from fsar.models.trx.convert import (
     HEAD_PARAMETERS,
+    check_pe_table,
     convert_reference_classifier_state_dict,
     convert_reference_state_dict,
+    fsar_resnet_state_dict,
     sequential_trunk_to_torchvision,
+    unwrap_checkpoint,
 )
 from fsar.models.trx.cross_transformer import TemporalCrossTransformer
 from fsar.models.trx.encoding import PositionalEncoding, sinusoidal_table, table_length
 from fsar.models.trx.head import TRX, TRXSupport
 from fsar.models.trx.loop import trx_loop_logits
-from fsar.models.trx.tuples import ClassGroups, frame_tuples, group_by_label
+from fsar.models.trx.tuples import ClassGroups, frame_tuples, group_by_label, project_tuples
 
 __all__ = [
     "HEAD_PARAMETERS",
@@ -27,12 +30,16 @@ __all__ = [
     "TRXClassifier",
     "TRXSupport",
     "TemporalCrossTransformer",
+    "check_pe_table",
     "convert_reference_classifier_state_dict",
     "convert_reference_state_dict",
     "frame_tuples",
+    "fsar_resnet_state_dict",
     "group_by_label",
+    "project_tuples",
     "sequential_trunk_to_torchvision",
     "sinusoidal_table",
     "table_length",
     "trx_loop_logits",
+    "unwrap_checkpoint",
 ]

@@ -49,7 +49,9 @@ def _strip(key: str, prefix: str) -> str:
     return key
 
 
-def _unwrap(state_dict: Mapping[str, object]) -> dict[str, Tensor]:
+def unwrap_checkpoint(state_dict: Mapping[str, object], owner: str = "TRX") -> dict[str, Tensor]:
+    """The parameter mapping of a bare state dict or of a ``run.py`` checkpoint holding one under
+    ``model_state_dict`` (or ``state_dict`` / ``model``); every value must be a tensor."""
     sd: Mapping[str, object] = state_dict
     for wrapper in _WRAPPERS:
         inner = sd.get(wrapper) if isinstance(sd, Mapping) else None
@@ -57,11 +59,11 @@ def _unwrap(state_dict: Mapping[str, object]) -> dict[str, Tensor]:
             sd = inner
             break
     if not isinstance(sd, Mapping) or not sd:
-        raise WeightsError("TRX checkpoint: expected a non-empty mapping of parameter names to tensors")
+        raise WeightsError(f"{owner} checkpoint: expected a non-empty mapping of parameter names to tensors")
     bad = [k for k, v in sd.items() if not isinstance(v, Tensor)]
     if bad:
         raise WeightsError(
-            f"TRX checkpoint: entries that are not tensors: {bad[:10]}; pass the model state dict or a run.py "
+            f"{owner} checkpoint: entries that are not tensors: {bad[:10]}; pass the model state dict or a run.py "
             f"checkpoint (a dict holding it under one of {_WRAPPERS})"
         )
     return dict(sd)  # type: ignore[arg-type]
@@ -82,16 +84,17 @@ def _split(key: str) -> tuple[str, str]:
     return "unknown", key
 
 
-def _check_pe(key: str, table: Tensor) -> None:
+def check_pe_table(key: str, table: Tensor, owner: str = "TRX") -> None:
+    """Raise unless ``table`` (saved under ``key``) is TRX's ``[1, length, D]`` sinusoid scaled by 0.1."""
     if table.dim() != 3 or table.shape[0] != 1 or table.shape[2] % 2:
         raise WeightsError(
-            f"TRX checkpoint: {key!r} should be a [1, length, even D] table; got {tuple(table.shape)}"
+            f"{owner} checkpoint: {key!r} should be a [1, length, even D] table; got {tuple(table.shape)}"
         )
     expected = sinusoidal_table(table.shape[1], table.shape[2], dtype=torch.float64)
     error = (table[0].double().cpu() - expected).abs().max().item()
     if error > 1e-5:
         raise WeightsError(
-            f"TRX checkpoint: {key!r} is not TRX's sinusoidal positional encoding scaled by 0.1 (max difference "
+            f"{owner} checkpoint: {key!r} is not TRX's sinusoidal positional encoding scaled by 0.1 (max difference "
             f"{error:.3g}); fsar computes that table itself and cannot load a different one"
         )
 
@@ -112,12 +115,12 @@ def _head_and_trunk(state_dict: Mapping[str, object]) -> tuple[dict[str, Tensor]
     head: dict[str, Tensor] = {}
     trunk: dict[str, Tensor] = {}
     unknown: list[str] = []
-    for key, value in _unwrap(state_dict).items():
+    for key, value in unwrap_checkpoint(state_dict).items():
         part, inner = _split(key)
         if part == "head":
             head["transformers." + inner] = value
         elif part == "pe":
-            _check_pe(key, value)
+            check_pe_table(key, value)
         elif part == "trunk":
             trunk[inner] = value
         else:
@@ -160,7 +163,8 @@ def sequential_trunk_to_torchvision(trunk: Mapping[str, Tensor]) -> dict[str, Te
     return out
 
 
-def _fsar_resnet(trunk: Mapping[str, Tensor]) -> dict[str, Tensor]:
+def fsar_resnet_state_dict(trunk: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """torchvision ResNet keys -> fsar's ResNet backbone (``resnet18/34/50``) keys, under ``model.``."""
     from fsar.backbones.resnet import convert_torchvision_resnet_state_dict
 
     # fsar's ResNetBackbone holds the transformers ResNetModel as `model`.
@@ -181,7 +185,7 @@ def convert_reference_classifier_state_dict(
     head, trunk = _head_and_trunk(state_dict)
     out = {"head." + k: v for k, v in head.items()}
     if trunk:
-        converter = backbone_converter if backbone_converter is not None else _fsar_resnet
+        converter = backbone_converter if backbone_converter is not None else fsar_resnet_state_dict
         for key, value in converter(sequential_trunk_to_torchvision(trunk)).items():
             out["backbone." + key] = value
     return out

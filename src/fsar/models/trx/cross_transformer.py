@@ -30,11 +30,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fsar.models.trx.encoding import PositionalEncoding
-from fsar.models.trx.tuples import ClassGroups, frame_tuples
+from fsar.models.trx.tuples import ClassGroups, frame_tuples, project_tuples
 
 
 class TemporalCrossTransformer(nn.Module):
@@ -84,15 +83,9 @@ class TemporalCrossTransformer(nn.Module):
         return keys, values
 
     def _tuple_projection(self, x: Tensor, linear: nn.Linear) -> Tensor:
-        """``linear`` applied to every tuple's concatenated frames ``[B, N, out]``, as a sum over the tuple
-        positions j of the weight's j-th block applied to each frame (one matrix product per position)."""
-        d = self.feat_dim
-        out = linear.bias
-        for j in range(self.cardinality):
-            # columns j·D..(j+1)·D of the weight: a strided view, no copy
-            per_frame = F.linear(x, linear.weight[:, j * d : (j + 1) * d])  # [B, T, out]
-            out = out + per_frame[:, self.tuples[:, j]]  # [B, N, out]
-        return out
+        """``linear`` applied to every tuple's concatenated frames ``[B, N, out]``
+        (:func:`fsar.models.trx.tuples.project_tuples`)."""
+        return project_tuples(x, linear.weight, linear.bias, self.tuples)
 
     def logits(
         self, support: tuple[Tensor, Tensor], groups: ClassGroups, query: tuple[Tensor, Tensor]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from itertools import combinations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -61,3 +62,26 @@ def group_by_label(labels: Tensor) -> ClassGroups:
         return ClassGroups(classes, index, None)
     mask = torch.arange(max_shot, device=labels.device)[None, :] < counts[:, None]
     return ClassGroups(classes, index, mask)
+
+
+def project_tuples(x: Tensor, weight: Tensor, bias: Tensor | None, tuples: Tensor) -> Tensor:
+    """A linear map ``k·D -> out`` applied to every tuple's concatenated frames: ``x [B, T, D]``, ``weight
+    [out, k·D]``, ``tuples [N, k]`` -> ``[B, N, out]``.
+
+    Computed as the sum over tuple positions j of the weight's j-th column block applied to each frame (one
+    matrix product per position, ``T·k`` frame projections per video) and gathered per tuple, instead of one
+    ``k·D``-input projection per tuple (``C(T, k)`` per video); equal in real arithmetic.
+    """
+    d = x.shape[-1]
+    if weight.shape[1] != d * tuples.shape[1]:
+        raise ValueError(
+            f"a tuple projection of {tuples.shape[1]} frames of size {d} needs a weight with {d * tuples.shape[1]} "
+            f"input columns; got {tuple(weight.shape)}"
+        )
+    out = bias
+    for j in range(tuples.shape[1]):
+        # columns j·D..(j+1)·D of the weight: a strided view, no copy
+        per_frame = F.linear(x, weight[:, j * d : (j + 1) * d])  # [B, T, out]
+        gathered = per_frame[:, tuples[:, j]]  # [B, N, out]
+        out = gathered if out is None else out + gathered
+    return out

@@ -176,7 +176,11 @@ def run_demo(
     log(f"synthetic benchmark ready in {synth_dir} ({timed('synthesis', stamp):.0f} s)")
 
     common = [f"data.root={synth_dir}", *(overrides or [])]
-    tracks_dir = synth_dir / "tracks_lk" if any(m in TRACK_METHODS for m in methods) else None
+    # The clip store holds the frames of the tracks' timeline, and every method and the pretraining read it, so the
+    # tracks are made whenever the store is: a run of any subset of methods then reuses (and reproduces) the same
+    # store, backbone and rows as the full demo.
+    use_tracks = clip_store or any(m in TRACK_METHODS for m in methods)
+    tracks_dir = synth_dir / "tracks_lk" if use_tracks else None
     if tracks_dir is not None:
         stamp = clock()
         make_tracks(synth_dir, tracks_dir, log)

@@ -4,12 +4,13 @@
     model = MODELS.create("otam", backbone=create_backbone("small_cnn"))
 
 Registered: ``protonet``, ``otam`` (baselines), ``ta2n`` (Li et al., AAAI 2022), ``tats`` (Kumar et al.,
-ECCV 2024) and ``trx`` (Perrett et al., CVPR 2021).
+ECCV 2024), ``trokens`` (Kumar et al., ICCV 2025) and ``trx`` (Perrett et al., CVPR 2021).
 """
 
 from fsar.models.base import FewShotClassifier
 from fsar.models.registry import MODELS
 from fsar.models.ta2n import classifier as _ta2n_classifier  # noqa: F401  (registers "ta2n")
+from fsar.models.trokens import classifier as _trokens_classifier  # noqa: F401  (registers "trokens")
 from fsar.models.trx import classifier as _trx_classifier  # noqa: F401  (registers "trx")
 
 try:  # TATs registers itself when its package is present

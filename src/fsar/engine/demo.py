@@ -19,6 +19,7 @@ from pathlib import Path
 from fsar.errors import ConfigError, FsarError
 
 DEMO_METHODS = ("protonet", "otam", "ta2n", "tats", "trx")
+TRACK_METHODS = ("tats", "trokens")  # methods that read the LK point tracks
 
 
 def _interval(row: dict, key: str) -> str:
@@ -128,7 +129,7 @@ def run_demo(
     log(f"synthetic benchmark ready in {synth_dir} ({time.perf_counter() - stamp:.0f} s)")
 
     common = [f"data.root={synth_dir}", *(overrides or [])]
-    tracks_dir = synth_dir / "tracks_lk" if "tats" in methods else None
+    tracks_dir = synth_dir / "tracks_lk" if any(m in TRACK_METHODS for m in methods) else None
     if tracks_dir is not None:
         stamp = time.perf_counter()
         make_tracks(synth_dir, tracks_dir, log)
@@ -153,7 +154,7 @@ def run_demo(
     rows = []
     for method in methods:
         extra = [*common, f"train.seed={seed}"]
-        if method == "tats":
+        if method in TRACK_METHODS:
             extra.append(f"data.tracks={tracks_dir}")
         if tasks is not None:
             extra.append(f"train.tasks={tasks}")

@@ -87,6 +87,7 @@ def test_trokens_recipe_matches_the_original_and_refuses_to_start_without_weight
         2005,
     )
     assert cfg.model.name == "trokens" and cfg.model.backbone == "dinov2_vitb14" and "53.4" in cfg.notes
+    assert cfg.data.point_sampling == "cluster" and cfg.model.kwargs["use_query_mask"] is False
     kwargs = cfg.model.kwargs
     assert (kwargs["num_points"], kwargs["num_bins"], kwargs["use_hod"], kwargs["use_relative_motion"]) == (
         256,

@@ -66,3 +66,13 @@ def test_registered_with_an_inspectable_signature():
     assert hod_only.tats.rel_embed is None and hod_only.tats.hod_embed is not None
     groups = model.param_groups()
     assert sum(len(g["params"]) for g in groups) == sum(1 for p in model.parameters() if p.requires_grad)
+
+
+def test_query_mask_is_all_true_by_default_as_the_released_runs():
+    batch = make_batch([0, 1, 2], [3, 0, 6], seed=1)
+    assert not batch.query_mask.all()
+    faithful, masked = make_model().eval(), make_model(use_query_mask=True).eval()
+    with torch.no_grad():
+        assert faithful.encode(batch)["point_mask"].all()
+        assert torch.equal(masked.encode(batch)["point_mask"], batch.query_mask)
+        assert not torch.allclose(faithful.encode(batch)["tokens"], masked.encode(batch)["tokens"])

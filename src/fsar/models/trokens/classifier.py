@@ -9,10 +9,13 @@ computed from the batch's normalised tracks at the selected frames, which is wha
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
+from fsar.data.batch import ClipBatch
 from fsar.models.registry import MODELS
 from fsar.models.tats.classifier import TATsClassifier
 from fsar.models.trokens.model import Trokens
@@ -24,6 +27,11 @@ class TrokensClassifier(TATsClassifier):
     Args: those of :class:`TATsClassifier` (``num_points`` must be fixed: the relative-motion width is 2N), plus
     ``num_bins`` (32), ``use_hod`` and ``use_relative_motion`` (both True, as every Trokens run; switch one off
     for the ablations). ``encode`` passes ``batch.visibility`` (None: every point visible) to the relative motion.
+
+    ``use_query_mask``: False (faithful to the released Trokens runs): the attention key mask is all True, because
+    the original loader looks for ``per_point_queries`` in pickles that store ``point_queries`` (trokens.md §4),
+    and its backward-tracked points exist in every frame. True: TATs' query mask from the track files (what the
+    synthetic demo uses, so that TATs and Trokens differ only by the motion embeddings).
     """
 
     def __init__(
@@ -51,7 +59,9 @@ class TrokensClassifier(TATsClassifier):
         q2s_loss_weight: float = 1.0,
         label_smoothing: float = 0.1,
         faithful_weight_decay: bool = True,
+        use_query_mask: bool = False,
     ) -> None:
+        self.use_query_mask = bool(use_query_mask)
         # read by build_network, which TATsClassifier.__init__ calls
         self._motion_kwargs = dict(
             num_bins=num_bins, use_hod=use_hod, use_relative_motion=use_relative_motion
@@ -81,6 +91,11 @@ class TrokensClassifier(TATsClassifier):
 
     def build_network(self, **kwargs: Any) -> Trokens:
         return Trokens(**kwargs, **self._motion_kwargs)
+
+    def encode(self, batch: ClipBatch) -> dict[str, Tensor]:
+        if not self.use_query_mask and batch.query_mask is not None:
+            batch = dataclasses.replace(batch, query_mask=torch.ones_like(batch.query_mask))
+        return super().encode(batch)
 
 
 MODELS.register("trokens")(TrokensClassifier)

@@ -11,6 +11,7 @@ from fsar.data.trackfile import TrackFile, cluster_sample
 from fsar.errors import FsarError, TrackFileError
 from fsar.tracking.runner import TrackingSettings, semantic_subset, track_frames
 from fsar.tracking.semantic import SemanticRule, build_semantic_queries, cluster_patches, cluster_query_points
+from tests.tracking.test_cotracker import stub_cotracker  # noqa: F401  (fixture)
 from tests.tracking.video_fixtures import translating_texture, write_video
 
 
@@ -207,3 +208,25 @@ def test_fsar_track_semantic_from_the_command_line(tmp_path, capsys):
     assert "unknown --semantic-option colour" in capsys.readouterr().err
     assert main([*bad[:5], "--query-points", "semantic"]) == 2
     assert "needs local weights" in capsys.readouterr().err
+
+
+def test_semantic_queries_go_through_the_cotracker_adapter(stub_cotracker, tmp_path):
+    checkpoint = tmp_path / "scaled_offline.pth"
+    checkpoint.write_bytes(b"stub")
+    frames = translating_texture(6, 32, 32, (1.0, 0.0), seed=4)
+
+    def encoder(x):
+        return x.reshape(x.shape[0], 4, 8, 4, 8, 3).mean(axis=(2, 4)).astype(np.float32) + 1.0
+
+    settings = TrackingSettings(
+        tracker="cotracker",
+        tracker_options={"checkpoint": str(checkpoint)},
+        query_points="semantic",
+        points=8,
+        semantic=SemanticRule(backbone="stand-in", clusters=3, points_per_cluster=4),
+    )
+    track = track_frames(frames, settings.create_tracker(), settings, video_id="v", encoder=encoder)
+    (predictor,) = stub_cotracker.instances
+    peak_rows = sorted(set(track.query_frame.tolist()))
+    assert len(predictor.calls) == len(peak_rows)  # one CoTracker call per peak frame
+    assert track.tracker == "cotracker" and track.cluster_id is not None and len(track.sampled_indices) == 8

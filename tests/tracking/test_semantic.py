@@ -210,7 +210,7 @@ def test_fsar_track_semantic_from_the_command_line(tmp_path, capsys):
     assert "needs local weights" in capsys.readouterr().err
 
 
-def test_semantic_queries_go_through_the_cotracker_adapter(stub_cotracker, tmp_path):
+def test_semantic_queries_go_through_the_cotracker_adapter(stub_cotracker, tmp_path):  # noqa: F811
     checkpoint = tmp_path / "scaled_offline.pth"
     checkpoint.write_bytes(b"stub")
     frames = translating_texture(6, 32, 32, (1.0, 0.0), seed=4)

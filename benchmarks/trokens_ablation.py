@@ -148,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
         "--episodes", type=int, default=None, help="test episodes (default: the demo preset's)"
     )
     parser.add_argument(
+        "--collect",
+        action="store_true",
+        help="only tabulate the finished runs (nothing is trained or tracked)",
+    )
+    parser.add_argument(
         "overrides", nargs="*", help="config overrides for every run, e.g. train.val_every=100"
     )
     args = parser.parse_args(argv)
@@ -175,9 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         "motion": synth / "tracks_lk_motion",
         "gt": synth / "tracks_gt",
     }
-    if "motion" in kinds:
+    if "motion" in kinds and not args.collect:
         make_motion_tracks(synth, track_dirs["motion"], log)
-    if "gt" in kinds:
+    if "gt" in kinds and not args.collect:
         make_ground_truth_tracks(synth, track_dirs["grid"], track_dirs["gt"], log)
 
     preset = "demo_METHOD" if args.preset == "default" else f"demo_METHOD_{args.preset}"
@@ -198,11 +203,17 @@ def main(argv: list[str] | None = None) -> int:
                     *([f"eval.episodes={args.episodes}"] if args.episodes else []),
                     *args.overrides,
                 ]
-                if VARIANTS[variant][0] == "trokens":  # the relative-motion width is 2N: N from the files
+                if (
+                    VARIANTS[variant][0] == "trokens" and not args.collect
+                ):  # the relative-motion width is 2N: N from the files
                     base.append(f"model.kwargs.num_points={points_per_file(track_dirs[kind])}")
                 name = f"{kind}_{variant}_seed{seed}"
+                run_dir = args.out / "runs" / name
+                if args.collect and not (run_dir / "results.json").is_file():
+                    log(f"{name}: not run")
+                    continue
                 log(f"== {name}")
-                result = run_one(base, variant, args.out / "runs" / name, log)
+                result = run_one(base, variant, run_dir, log)
                 rows.append({"tracks": kind, "variant": variant, "seed": seed, **result})
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "trokens_ablation.json").write_text(json.dumps(rows, indent=2))

@@ -148,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
         "--episodes", type=int, default=None, help="test episodes (default: the demo preset's)"
     )
     parser.add_argument(
+        "--no-pretrain",
+        action="store_true",
+        help="start every run from a randomly initialised backbone instead of DEMO/pretrain (cheaper: no pretraining)",
+    )
+    parser.add_argument(
         "--collect",
         action="store_true",
         help="only tabulate the finished runs (nothing is trained or tracked)",
@@ -172,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     synth = find_synthetic(demo, args.preset)
     weights = demo / "pretrain" / "backbone.safetensors"
     store = synth / "clip_store"
-    for needed in (synth / "tracks_lk", store, weights):
+    for needed in (synth / "tracks_lk", store, *([] if args.no_pretrain else [weights])):
         if not needed.exists():
             raise SystemExit(f"{needed} is missing; run `fsar demo --out {demo} --methods tats` first")
     track_dirs = {
@@ -195,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"data.root={synth}",
                     f"data.tracks={track_dirs[kind]}",
                     f"data.clip_store={store}",
-                    f"model.backbone_weights={weights}",
+                    *([] if args.no_pretrain else [f"model.backbone_weights={weights}"]),
                     f"train.seed={seed}",
                     "eval.order_episodes=0",
                     "train.tensorboard=false",

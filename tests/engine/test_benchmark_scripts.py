@@ -199,3 +199,40 @@ def test_bench_bf16_quick(tmp_path):
         assert fp32_head["prediction_agreement"] >= (1.0 if part == "tats" else 0.9)
     tats = report["results"]["tats"]  # TATs' Bi-MHM in bf16 loses most: the fp32 distance removes that error
     assert tats["bf16_fp32_head"]["logit_mean_rel_error"] < tats["bf16"]["logit_mean_rel_error"] / 10
+
+
+def test_trokens_ablation_writes_ground_truth_track_files_and_refuses_bad_names(tmp_path):
+    import numpy as np
+
+    from fsar.data.trackfile import TrackFile
+
+    ablation = load("trokens_ablation")
+    synth, lk = tmp_path / "synthetic_default", tmp_path / "synthetic_default" / "tracks_lk"
+    truth = np.random.default_rng(0).random((12, 5, 2)).astype(np.float32) * 60
+    (synth / "trajectories" / "walk").mkdir(parents=True)
+    np.savez(
+        synth / "trajectories" / "walk" / "v1.npz",
+        points=truth,
+        visible=np.arange(12 * 5).reshape(12, 5) % 3 > 0,
+        frame_size=np.array([64, 64], np.int32),
+    )
+    timeline = np.array([0, 3, 6, 9, 11])
+    TrackFile(
+        tracks=np.zeros((5, 8, 2), np.float32),
+        visibility=np.ones((5, 8), bool),
+        query_frame=np.zeros(8, np.int32),
+        frame_size=(64, 64),
+        timeline=timeline,
+        fps=10.0,
+        tracker="lk",
+        sampled_indices=np.arange(4, dtype=np.int64),
+        num_points_total=8,
+        video_id="v1",
+    ).save(lk / "walk" / "v1.npz")
+    ablation.make_ground_truth_tracks(synth, lk, synth / "tracks_gt", print)
+    gt = TrackFile.load(synth / "tracks_gt" / "walk" / "v1.npz")
+    assert np.array_equal(gt.tracks, truth[timeline]) and np.array_equal(gt.timeline, timeline)
+    assert gt.tracker == "ground_truth" and len(gt.sampled_indices) == 5 and (gt.query_frame == 0).all()
+    assert ablation.points_per_file(synth / "tracks_gt") == 5
+    with pytest.raises(SystemExit):
+        ablation.main(["--demo", str(tmp_path), "--out", str(tmp_path / "o"), "--variants", "tats,hoD"])

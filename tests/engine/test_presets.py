@@ -9,7 +9,7 @@ PRESETS = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
 
 
 def test_presets_exist_for_every_benchmark_and_shot():
-    for method in ("ta2n", "tats", "trx"):
+    for method in ("ta2n", "tats", "trokens", "trx"):
         for bench in ("ssv2full", "ssv2small", "kinetics100", "ucf101", "hmdb51"):
             for shot in (1, 5):
                 assert f"{method}_{bench}_{shot}shot" in PRESETS
@@ -19,7 +19,7 @@ def test_presets_exist_for_every_benchmark_and_shot():
 def test_preset_loads(name):
     cfg = load_config(name, ["model.backbone_weights=weights.pth"])
     assert cfg.eval.episodes >= 50 and cfg.train.select_on == "val"
-    if name.startswith(("ta2n_", "tats_", "trx_")) and "base" not in name:
+    if name.startswith(("ta2n_", "tats_", "trokens_", "trx_")) and "base" not in name:
         shot = int(name.rsplit("_", 1)[1][0])
         assert cfg.episodes.shot == shot and cfg.eval.episodes == 10_000 and cfg.notes
 
@@ -70,6 +70,41 @@ def test_recipes_match_the_originals():
         "64.6" in trx.notes
         and "85.9" in load_config("trx_kinetics100_5shot", ["model.backbone_weights=w"]).notes
     )
+
+
+def test_trokens_recipe_matches_the_original_and_refuses_to_start_without_weights():
+    cfg = load_config("trokens_ssv2small_1shot", ["model.backbone_weights=w.pth"])
+    assert (cfg.optim.name, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.schedule) == (
+        "adamw",
+        0.0001,
+        0.5,
+        "tats",
+    )
+    assert (cfg.data.num_frames, cfg.episodes.train_queries, cfg.train.tasks, cfg.train.val_every) == (
+        8,
+        6,
+        20050,
+        2005,
+    )
+    assert cfg.model.name == "trokens" and cfg.model.backbone == "dinov2_vitb14" and "53.4" in cfg.notes
+    assert cfg.data.point_sampling == "cluster" and cfg.model.kwargs["use_query_mask"] is False
+    kwargs = cfg.model.kwargs
+    assert (kwargs["num_points"], kwargs["num_bins"], kwargs["use_hod"], kwargs["use_relative_motion"]) == (
+        256,
+        32,
+        True,
+        True,
+    )
+    k100 = load_config("trokens_kinetics100_5shot", ["model.backbone_weights=w.pth"])
+    assert (k100.data.num_frames, k100.train.tasks, k100.episodes.shot) == (
+        8,
+        5050,
+        5,
+    )  # T = 8, unlike TATs' 16
+    assert load_config("trokens_ssv2full_5shot", ["model.backbone_weights=w"]).train.tasks == 50050
+    assert "82.3" in load_config("trokens_hmdb51_5shot", ["model.backbone_weights=w"]).notes
+    with pytest.raises(ConfigError, match="needs pretrained dinov2_vitb14 weights"):
+        load_config("trokens_ucf101_1shot")
 
 
 def test_trx_preset_builds_the_trx_classifier():

@@ -78,11 +78,23 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--query-points",
-        choices=("grid", "motion"),
+        choices=("grid", "motion", "semantic"),
         default="grid",
         help="where the points go on each query frame: grid (default, TATs) or motion (fsar's own: grid x grid "
         "points on what moves, against the video's temporal median; grid top-ups when too little moves; the "
-        "subset takes the motion points first). For static shots with small actors, e.g. the synthetic benchmark",
+        "subset takes the motion points first). For static shots with small actors, e.g. the synthetic benchmark; "
+        "or semantic (Trokens: k-means clusters of a backbone's patch features, per cluster a peak frame and "
+        "k-means query points; cluster ids stored for cluster-proportional sampling at load time)",
+    )
+    p.add_argument(
+        "--semantic-option",
+        action="append",
+        default=[],
+        type=_tracker_option,
+        metavar="KEY=VALUE",
+        help="semantic query points: backbone (dinov2_vitb14), weights (local path; needed for DINOv2), "
+        "backbone_kwargs (JSON), image_size (224), normalization (imagenet|clip|none), cluster_frames (32), "
+        "clusters (16), points_per_cluster (16); see fsar.tracking.semantic.SemanticRule",
     )
     p.add_argument(
         "--motion-option",
@@ -157,9 +169,11 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
+    from fsar.errors import FsarError
     from fsar.procs import lock_folder
     from fsar.tracking.queries import MotionRule
     from fsar.tracking.runner import TrackingSettings, folder_jobs, run_tracking, write_error_report
+    from fsar.tracking.semantic import SemanticRule
 
     if bool(args.videos) == bool(args.benchmark):
         print("fsar track: error: give exactly one of --videos DIR or --benchmark NAME", file=sys.stderr)
@@ -173,6 +187,22 @@ def run(args: argparse.Namespace) -> int:
             "fsar track: error: --motion-option and --uniform-subset need --query-points motion",
             file=sys.stderr,
         )
+        return 2
+    if args.query_points != "semantic" and args.semantic_option:
+        print("fsar track: error: --semantic-option needs --query-points semantic", file=sys.stderr)
+        return 2
+    try:
+        semantic = SemanticRule(**dict(args.semantic_option))
+    except TypeError:
+        valid = ", ".join(f.name for f in dataclasses.fields(SemanticRule))
+        unknown = sorted(set(dict(args.semantic_option)) - {f.name for f in dataclasses.fields(SemanticRule)})
+        print(
+            f"fsar track: error: unknown --semantic-option {', '.join(unknown)}; valid: {valid}",
+            file=sys.stderr,
+        )
+        return 2
+    except ValueError as exc:
+        print(f"fsar track: error: {exc}", file=sys.stderr)
         return 2
     try:
         motion = MotionRule(**dict(args.motion_option))
@@ -202,13 +232,15 @@ def run(args: argparse.Namespace) -> int:
             motion=motion,
             prefer_picked=not args.uniform_subset,
             skip_radius=args.skip_radius,
+            semantic=semantic,
         )
     except ValueError as exc:
         print(f"fsar track: error: {exc}", file=sys.stderr)
         return 2
     try:
         settings.create_tracker()  # bad tracker name / options / missing package: fail before any work
-    except (KeyError, TypeError, ValueError, ImportError, FileNotFoundError) as exc:
+        settings.create_query_encoder()  # semantic: the backbone and its weights
+    except (KeyError, TypeError, ValueError, ImportError, FileNotFoundError, FsarError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"fsar track: error: {message}", file=sys.stderr)
         return 2

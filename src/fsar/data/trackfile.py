@@ -18,6 +18,9 @@ Conventions
   it hold the tracker's positions but are meaningless; ``visibility`` is False there.
 * **Subset.** ``sampled_indices`` (sorted, unique) are the ids of the fixed subset the model uses (256 in TATs);
   ``num_points_total`` is the number of tracks before the redundancy filter.
+* **Clusters (optional).** ``cluster_id`` (int32 [N]) is the semantic cluster of each point (Trokens' semantic
+  query points, ``fsar track --query-points semantic``), used by :func:`cluster_sample` at load time. Files
+  without it (every other kind) are unchanged and read as before; readers that do not know it ignore it.
 * **Parameters.** ``tracker`` names the tracker; ``params`` is a JSON object with every setting that produced the
   file (tracker options, grid, query frames, filter distance, seed...). It is stored as canonical JSON.
 """
@@ -97,6 +100,7 @@ class TrackFile:
     num_points_total: int = 0
     video_id: str = ""
     format_version: int = FORMAT_VERSION
+    cluster_id: np.ndarray | None = None  # int32 [N], semantic query points only
 
     def __post_init__(self) -> None:
         self.frame_size = (int(self.frame_size[0]), int(self.frame_size[1]))
@@ -185,6 +189,12 @@ class TrackFile:
             fail("num_points_total", f"{self.num_points_total} is smaller than the {N} stored tracks")
         if not isinstance(self.video_id, str):
             fail("video_id", f"expected a string, got {type(self.video_id).__name__}")
+        if self.cluster_id is not None:
+            ids = check_array("cluster_id", self.cluster_id, np.int32, 1)
+            if ids.shape != (N,):
+                fail("cluster_id", f"expected shape {(N,)} to match tracks, got {ids.shape}")
+            if N and ids.min() < 0:
+                fail("cluster_id", f"cluster ids must be >= 0, got {ids.min()}")
 
     # ------------------------------------------------------------------ I/O
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -206,6 +216,8 @@ class TrackFile:
             "num_points_total": np.asarray(self.num_points_total, dtype=np.int64),
             "video_id": np.asarray(self.video_id, dtype=np.str_),
         }
+        if self.cluster_id is not None:
+            arrays["cluster_id"] = self.cluster_id
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -238,6 +250,7 @@ class TrackFile:
                 )
             try:
                 data = {key: archive[key] for key in _KEYS}
+                cluster_id = archive["cluster_id"] if "cluster_id" in archive.files else None
             except Exception as exc:
                 raise TrackFileError(
                     path, f"cannot read the archive's arrays ({exc}); re-create it"
@@ -269,6 +282,7 @@ class TrackFile:
             num_points_total=int(data["num_points_total"]),
             video_id=str(data["video_id"]),
             format_version=int(data["format_version"]),
+            cluster_id=cluster_id,
         )
         result.validate(path)
         return result
@@ -300,6 +314,51 @@ class TrackFile:
             query_mask=rows[:, None] >= self.query_frame[ids][None, :].astype(np.int64),
             video_frames=self.timeline[rows],
         )
+
+
+def cluster_sample(cluster_id: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Trokens' cluster-proportional point sampling (``cluster_sample``, trokens.md section 4): ``count`` point ids
+    (int64, possibly repeated) out of the ``P`` points with cluster ids ``cluster_id`` [P], all draws from ``rng``.
+
+    1. Clusters with their sizes ``n_c`` (C clusters). If ``count >= C``, cluster c gets
+       ``1 + int((count - C) * n_c / P)`` points and the shortfall is handed out one point at a time to clusters
+       drawn with probabilities ``n_c / P`` (with replacement); otherwise ``count`` clusters drawn without
+       replacement (same weights) get one point each.
+    2. Within a cluster the points are drawn without replacement (with replacement if it is too small).
+    3. Duplicates collapse and the kept ids are sorted (original id order); if fewer than ``count`` remain, the
+       list is topped up with ids drawn from the kept ones (without replacement when enough, else with).
+
+    The original draws from the worker's global, unseeded RNGs on every load; fsar takes ``rng`` (the loader
+    seeds it, see :class:`fsar.data.tracks.TrackSource`).
+    """
+    ids = np.asarray(cluster_id)
+    if ids.ndim != 1 or ids.size == 0:
+        raise ValueError(f"cluster_sample needs cluster ids [P] with P >= 1, got shape {ids.shape}")
+    if count < 1:
+        raise ValueError(f"cluster_sample: count must be >= 1, got {count}")
+    clusters, sizes = np.unique(ids, return_counts=True)
+    total, num = int(ids.size), len(clusters)
+    weights = sizes / total
+    if count >= num:
+        alloc = 1 + ((count - num) * sizes) // total
+        shortfall = int(count - alloc.sum())
+        if shortfall > 0:
+            alloc = alloc + np.bincount(
+                rng.choice(num, size=shortfall, replace=True, p=weights), minlength=num
+            )
+    else:
+        alloc = np.zeros(num, dtype=np.int64)
+        alloc[rng.choice(num, size=count, replace=False, p=weights)] = 1
+    drawn = []
+    for cluster, take in zip(clusters, alloc):
+        if take:
+            members = np.flatnonzero(ids == cluster)
+            drawn.append(rng.choice(members, size=int(take), replace=bool(take > members.size)))
+    kept = np.unique(np.concatenate(drawn))
+    missing = count - kept.size
+    if missing > 0:
+        kept = np.concatenate([kept, rng.choice(kept, size=missing, replace=bool(missing > kept.size))])
+    return kept.astype(np.int64)
 
 
 def uniform_rows(num_rows: int, count: int) -> np.ndarray:

@@ -44,6 +44,9 @@ class DataConfig:
     modality: str = "rgb"  # rgb | rgb_diff (frames + differences to the previous frame: 6 channels)
     tracks: str | None = None  # folder of track files (TATs), mirroring the video layout
     num_points: int = 256
+    point_sampling: str = (
+        "fixed"  # fixed (the track file's subset, TATs) | cluster (Trokens, per load; needs cluster ids)
+    )
     workers: int = 0  # data-loading worker processes
     feature_cache: str | None = None  # folder from `fsar extract-features` (frozen backbones)
     cache_clips: int = 0  # decoded clips kept in memory per process (pays off with deterministic sampling)
@@ -296,6 +299,7 @@ def validate_config(cfg: Config, source: str) -> None:
         "data.frame_sampler": (cfg.data.frame_sampler, ("uniform", "ta2n", "segment")),
         "data.normalization": (cfg.data.normalization, ("imagenet", "clip", "none")),
         "data.modality": (cfg.data.modality, ("rgb", "rgb_diff")),
+        "data.point_sampling": (cfg.data.point_sampling, ("fixed", "cluster")),
         "optim.name": (cfg.optim.name, ("sgd", "adam", "adamw")),
         "optim.schedule": (cfg.optim.schedule, ("constant", "step", "multistep", "cosine", "tats")),
         "train.precision": (cfg.train.precision, ("fp32", "bf16", "fp16")),

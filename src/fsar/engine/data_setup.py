@@ -83,7 +83,12 @@ def build_split_clips(
     if data.tracks is not None:
         from fsar.data.tracks import TrackSource
 
-        tracks = TrackSource(Path(data.tracks), num_frames=data.num_frames)
+        tracks = TrackSource(
+            Path(data.tracks),
+            num_frames=data.num_frames,
+            point_sampling=data.point_sampling,
+            num_points=data.num_points,
+        )
 
     def make_loader(video_source=None) -> ClipLoader:
         return ClipLoader(

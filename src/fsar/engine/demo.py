@@ -22,7 +22,7 @@ from fsar.errors import ConfigError, FsarError
 DEMO_METHODS = ("protonet", "otam", "ta2n", "tats", "trx")
 # Methods too slow for `make demo`'s five-minute budget; `fsar demo --extended` (`make demo-extended`) runs them
 # after DEMO_METHODS. Each needs demo_<method>.yaml (and demo_<method>_tiny.yaml for --preset tiny).
-EXTENDED_DEMO_METHODS: tuple[str, ...] = ()
+EXTENDED_DEMO_METHODS: tuple[str, ...] = ("trokens", "hyrsm", "molo", "strm")
 # Methods that read point tracks: the demo makes LK tracks (and a clip store with their frames) when one runs.
 TRACK_METHODS = ("tats", "trokens")
 # fsar's shortcut of TATs' redundancy filter in the demo's tracking (fsar.tracking.filtering.first_frame_admit):

@@ -16,6 +16,7 @@ from fsar.models.molo import classifier as _molo_classifier  # noqa: F401  (regi
 from fsar.models.registry import MODELS
 from fsar.models.strm import classifier as _strm_classifier  # noqa: F401  (registers "strm")
 from fsar.models.ta2n import classifier as _ta2n_classifier  # noqa: F401  (registers "ta2n")
+from fsar.models.trokens import classifier as _trokens_classifier  # noqa: F401  (registers "trokens")
 from fsar.models.trx import classifier as _trx_classifier  # noqa: F401  (registers "trx")
 
 try:  # TATs registers itself when its package is present

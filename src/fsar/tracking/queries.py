@@ -19,6 +19,8 @@ Grids (pixel-centre convention, see :mod:`fsar.tracking.trackfile`):
 Where the points go on each query frame (``query_points``):
 
 * ``grid`` (default, TATs): the grid above on every query frame.
+* ``semantic`` (Trokens, ICCV 2025; :mod:`fsar.tracking.semantic`): clusters of a backbone's patch features, per
+  cluster a peak frame and k-means query points; each point carries its cluster id.
 * ``motion`` (fsar's own, not in TATs; :class:`MotionRule`, :func:`build_motion_queries`): the same number of
   points per query frame (``grid_size**2``), placed on what moves. For query row q the *motion map* is the
   per-pixel absolute difference ``max over RGB channels |I_q - R|`` (grey levels) to a reference R:
@@ -50,7 +52,7 @@ import numpy as np
 
 COTRACKER_WORK_SIZE = (384, 512)  # (H, W) of CoTracker's internal resolution
 GRID_STYLES = ("cotracker", "pixel")
-QUERY_POINTS = ("grid", "motion")
+QUERY_POINTS = ("grid", "motion", "semantic")  # semantic: fsar.tracking.semantic (Trokens)
 
 
 @dataclass(frozen=True)
@@ -58,12 +60,14 @@ class Queries:
     """Points to track: ``query_frame`` int32 [N] (timeline rows) and ``xy`` float32 [N, 2] pixel (x, y).
 
     ``picked`` (bool [N], optional): which points the ``motion`` rule picked (False: grid top-ups); the runner's
-    subset prefers them. Trackers ignore it.
+    subset prefers them. Trackers ignore it. ``cluster`` (int32 [N], optional): the semantic cluster of each point
+    (:mod:`fsar.tracking.semantic`), stored in the track file; trackers ignore it too.
     """
 
     query_frame: np.ndarray
     xy: np.ndarray
     picked: np.ndarray | None = None
+    cluster: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.query_frame.ndim != 1 or self.xy.shape != (self.query_frame.shape[0], 2):
@@ -75,6 +79,13 @@ class Queries:
         ):
             raise ValueError(
                 f"queries: picked must be bool [N] like query_frame, got {self.picked.dtype} {self.picked.shape}"
+            )
+
+        if self.cluster is not None and (
+            self.cluster.dtype != np.int32 or self.cluster.shape != self.query_frame.shape
+        ):
+            raise ValueError(
+                f"queries: cluster must be int32 [N] like query_frame, got {self.cluster.dtype} {self.cluster.shape}"
             )
 
     def __len__(self) -> int:

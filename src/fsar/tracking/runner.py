@@ -54,6 +54,7 @@ from fsar.tracking.filtering import (
 )
 from fsar.tracking.queries import QUERY_POINTS, MotionRule, Queries, build_motion_queries, build_queries
 from fsar.tracking.registry import TRACKERS, PointTracker
+from fsar.tracking.semantic import PatchEncoder, SemanticRule
 from fsar.tracking.trackfile import TrackFile, canonical_json
 
 # What fsar.data.video reads (kept here as literals so that importing the runner stays light).
@@ -94,6 +95,7 @@ class TrackingSettings:
     # > 0: first_frame_admit's shortcut of the redundancy filter (fsar's own); 0: TATs' filter exactly.
     # None: DEFAULT_SKIP_RADIUS for lk (a tracker that tracks forward first), 0 for the others.
     skip_radius: float | None = None
+    semantic: SemanticRule = field(default_factory=SemanticRule)  # semantic (Trokens) query points
 
     def __post_init__(self) -> None:
         if self.query_points not in QUERY_POINTS:
@@ -113,12 +115,33 @@ class TrackingSettings:
             raise ValueError(
                 f"skip_radius must be >= 0 and below max_dist ({self.max_dist} px), got {self.skip_radius}"
             )
+        if not isinstance(self.semantic, SemanticRule):
+            raise TypeError(f"semantic must be a SemanticRule, got {type(self.semantic).__name__}")
+
+    def create_query_encoder(self) -> PatchEncoder | None:
+        """The patch-feature encoder of ``semantic`` query points (None for the other kinds)."""
+        if self.query_points != "semantic":
+            return None
+        from fsar.tracking.semantic import load_patch_encoder
+
+        return load_patch_encoder(self.semantic)
 
     def create_tracker(self) -> PointTracker:
         return TRACKERS.create(self.tracker, **self.tracker_options)
 
-    def make_queries(self, frames: np.ndarray, video_id: str) -> Queries:
-        """The query points of one video's frames (uint8 [T, H, W, 3] on the tracker timeline)."""
+    def make_queries(self, frames: np.ndarray, video_id: str, encoder: PatchEncoder | None = None) -> Queries:
+        """The query points of one video's frames (uint8 [T, H, W, 3] on the tracker timeline). ``semantic``
+        needs ``encoder`` (:meth:`create_query_encoder`)."""
+        if self.query_points == "semantic":
+            from fsar.tracking.semantic import build_semantic_queries
+
+            if encoder is None:
+                raise ValueError(
+                    "semantic query points need the patch encoder (settings.create_query_encoder())"
+                )
+            return build_semantic_queries(
+                frames, encoder, self.semantic, video_rng(self.seed, video_id, stream=2)
+            )
         if self.query_points == "motion":
             rng = video_rng(self.seed, video_id, stream=1)
             return build_motion_queries(frames, self.grid_size, self.query, self.grid, self.motion, rng)
@@ -127,7 +150,9 @@ class TrackingSettings:
 
     def file_params(self, tracker_params: dict[str, Any]) -> dict[str, Any]:
         extra: dict[str, Any] = {}
-        if self.query_points != "grid":  # grid files keep the parameters they always had
+        if self.query_points == "semantic":
+            extra = {"query_points": "semantic", "semantic": self.semantic.params()}
+        elif self.query_points != "grid":  # grid files keep the parameters they always had
             extra = {
                 "query_points": self.query_points,
                 "motion": self.motion.params(),
@@ -146,6 +171,7 @@ class TrackingSettings:
             "filter": "corrected",
             "max_dist": float(self.max_dist),
             "max_fps": float(self.max_fps),
+            **({"filter": "none"} if self.query_points == "semantic" else {}),
         }
 
 
@@ -319,23 +345,36 @@ def track_frames(
     video_id: str,
     timeline: np.ndarray | None = None,
     fps: float | None = None,
+    encoder: PatchEncoder | None = None,
 ) -> TrackFile:
-    """Track decoded frames (uint8 [T, H, W, 3]) with the full recipe and return the track file."""
+    """Track decoded frames (uint8 [T, H, W, 3]) with the full recipe and return the track file.
+
+    Semantic query points (``encoder`` needed) keep every track (no redundancy filter, as Trokens), store the
+    cluster ids, and their fixed subset is a seeded :func:`fsar.data.trackfile.cluster_sample` (unique ids,
+    topped up uniformly from the other points when clusters are small)."""
     T, H, W = frames.shape[:3]
     timeline = np.arange(T, dtype=np.int64) if timeline is None else np.asarray(timeline, dtype=np.int64)
-    queries = settings.make_queries(frames, video_id)
-    if isinstance(tracker, SplitTracker):
-        tracks, visibility, keep = _track_kept_points(frames, tracker, settings, queries)
-    else:
-        if settings.skip_radius > 0:
-            raise ValueError(
-                f"skip_radius needs a tracker that tracks forward first (lk); {tracker.name} does not"
-            )
+    queries = settings.make_queries(frames, video_id, encoder)
+    cluster_id = None
+    if queries.cluster is not None:  # semantic: every track kept, both directions (no redundancy filter)
         tracks, visibility = tracker.track(frames, queries)
         visibility = mask_before_query(visibility, queries.query_frame)
-        keep = filter_redundant(tracks, visibility, queries.query_frame, settings.max_dist)
-    preferred = queries.picked[keep] if settings.prefer_picked and queries.picked is not None else None
-    sampled = sample_subset(keep.size, settings.points, video_rng(settings.seed, video_id), preferred)
+        keep = np.arange(len(queries), dtype=np.int64)
+        cluster_id = queries.cluster.astype(np.int32)
+        sampled = semantic_subset(cluster_id, settings.points, video_rng(settings.seed, video_id))
+    else:
+        if isinstance(tracker, SplitTracker):
+            tracks, visibility, keep = _track_kept_points(frames, tracker, settings, queries)
+        else:
+            if settings.skip_radius > 0:
+                raise ValueError(
+                    f"skip_radius needs a tracker that tracks forward first (lk); {tracker.name} does not"
+                )
+            tracks, visibility = tracker.track(frames, queries)
+            visibility = mask_before_query(visibility, queries.query_frame)
+            keep = filter_redundant(tracks, visibility, queries.query_frame, settings.max_dist)
+        preferred = queries.picked[keep] if settings.prefer_picked and queries.picked is not None else None
+        sampled = sample_subset(keep.size, settings.points, video_rng(settings.seed, video_id), preferred)
     return TrackFile(
         tracks=np.ascontiguousarray(tracks[:, keep], dtype=np.float32),
         visibility=np.ascontiguousarray(visibility[:, keep]),
@@ -348,7 +387,25 @@ def track_frames(
         sampled_indices=sampled,
         num_points_total=len(queries),
         video_id=video_id,
+        cluster_id=cluster_id,
     )
+
+
+def semantic_subset(cluster_id: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """The fixed subset of a semantic track file: the unique ids of a :func:`cluster_sample` draw, topped up with
+    ids drawn uniformly from the others to ``count`` distinct ids; sorted (int64). Too few points is an error."""
+    from fsar.data.trackfile import cluster_sample
+
+    total = int(np.asarray(cluster_id).size)
+    if total < count:
+        raise ValueError(
+            f"only {total} semantic query points but {count} were requested; use more clusters or points per "
+            "cluster (--semantic-option clusters=..., points_per_cluster=...) or fewer points (--points)"
+        )
+    chosen = np.unique(cluster_sample(cluster_id, count, rng))
+    rest = np.setdiff1d(np.arange(total), chosen)
+    extra = rng.choice(rest, size=count - chosen.size, replace=False)
+    return np.sort(np.concatenate([chosen, extra])).astype(np.int64)
 
 
 def track_video(
@@ -358,8 +415,9 @@ def track_video(
     *,
     video_id: str,
     video_opener: VideoOpener | None = None,
+    encoder: PatchEncoder | None = None,
 ) -> TrackFile:
-    """Decode ``source`` on its tracker timeline and track it."""
+    """Decode ``source`` on its tracker timeline and track it (``encoder``: semantic query points)."""
     source = Path(source)
     video = (video_opener or open_video_with_fsar_data)(source)
     suffix = "" if source.is_dir() else source.suffix
@@ -385,7 +443,9 @@ def track_video(
             f"{source}: the reader returned frames {frames.dtype} {frames.shape}, "
             f"expected uint8 [{timeline.size}, H, W, 3]"
         )
-    return track_frames(frames, tracker, settings, video_id=video_id, timeline=timeline, fps=video.fps)
+    return track_frames(
+        frames, tracker, settings, video_id=video_id, timeline=timeline, fps=video.fps, encoder=encoder
+    )
 
 
 def is_complete(output: Path, tracker_name: str, params: dict[str, Any], video_id: str | None = None) -> bool:
@@ -412,6 +472,7 @@ def _init_worker(settings: TrackingSettings, video_opener: VideoOpener | None) -
 
     cv2.setNumThreads(1)  # the workers are the parallelism; OpenCV's own threads only add overhead here
     _WORKER_STATE["tracker"] = settings.create_tracker()
+    _WORKER_STATE["encoder"] = settings.create_query_encoder()
     _WORKER_STATE["settings"] = settings
     _WORKER_STATE["opener"] = video_opener
 
@@ -430,6 +491,7 @@ def _run_job(job: TrackJob) -> tuple[TrackJob, str | None]:
             _WORKER_STATE["settings"],
             video_id=job.video_id,
             video_opener=_WORKER_STATE["opener"],
+            encoder=_WORKER_STATE.get("encoder"),
         )
         track_file.save(job.output)
     except Exception as exc:  # one bad video must not stop the others; the message is reported
@@ -493,7 +555,8 @@ def run_tracking(
             bar.update(1)
 
         if workers == 1 or len(todo) <= 1:
-            _WORKER_STATE.update(tracker=tracker, settings=settings, opener=video_opener)
+            encoder = settings.create_query_encoder()
+            _WORKER_STATE.update(tracker=tracker, settings=settings, opener=video_opener, encoder=encoder)
             try:
                 for job in todo:
                     record(*_run_job(job))

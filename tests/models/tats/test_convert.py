@@ -68,8 +68,10 @@ def reference_state_dict(seed: int = 0, d: int = D, t: int = T, g: int = G, clas
     return sd
 
 
-def reference_forward(sd: dict, features, tracks, query_mask, heads: int = HEADS):
-    """Loop-based forward of the reference equations (tats.md §3-4). Returns (cls_logits [B,C], tokens [B,T,N,D])."""
+def reference_forward(sd: dict, features, tracks, query_mask, heads: int = HEADS, added=None):
+    """Loop-based forward of the reference equations (tats.md §3-4). Returns (cls_logits [B,C], tokens [B,T,N,D]).
+
+    ``added [B, T, N, D]`` is added to the sampled tokens (Trokens' motion embeddings, trokens.md §3)."""
     b, t, g, _, d = features.shape
     n = tracks.shape[2]
     hd = d // heads
@@ -96,6 +98,8 @@ def reference_forward(sd: dict, features, tracks, query_mask, heads: int = HEADS
         grid, tracks.reshape(b * t, 1, n, 2), mode="nearest", padding_mode="zeros", align_corners=True
     )
     x = x.reshape(b, t, d, n).permute(0, 3, 1, 2)  # [B, N, T, D]
+    if added is not None:
+        x = x + added.permute(0, 2, 1, 3)
     logits_all, tokens_all = [], []
     for vid in range(b):
         p, mask, c = x[vid], query_mask[vid].T, sd["cls_token"].reshape(d)  # [N,T,D], [N,T], [D]

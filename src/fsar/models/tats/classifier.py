@@ -77,7 +77,7 @@ class TATsClassifier(FewShotClassifier):
             raise ValueError(f"unknown point_average {point_average!r}; expected one of {POINT_AVERAGES}")
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0; got {temperature}")
-        self.tats = TATs(
+        self.tats = self.build_network(
             feat_dim=int(feat_dim),
             num_frames=num_frames,
             num_points=num_points,
@@ -102,6 +102,10 @@ class TATsClassifier(FewShotClassifier):
         if freeze_backbone:
             self.backbone.requires_grad_(False)
             self.backbone.eval()
+
+    def build_network(self, **kwargs: Any) -> TATs:
+        """The token network (``self.tats``) from the TATs keyword arguments; Trokens returns its subclass."""
+        return TATs(**kwargs)
 
     def train(self, mode: bool = True) -> TATsClassifier:
         super().train(mode)

@@ -71,13 +71,11 @@ def unwrap_state_dict(checkpoint: Mapping[str, object]) -> dict[str, Tensor]:
     return out
 
 
-def convert_reference_state_dict(checkpoint: Mapping[str, object]) -> dict[str, Tensor]:
-    """Convert a reference ``Pointformer`` state dict (or checkpoint) into a state dict for :class:`TATs`.
+def rename_reference_keys(sd: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], list[str]]:
+    """Rename the TATs keys of a flat reference state dict and drop the unused ones.
 
-    Load the result with ``model.load_state_dict(sd, strict=True)``; the reference's hyper-parameters
-    (width, T, classes, depth) must be the model's, which strict loading checks through the shapes.
-    """
-    sd = unwrap_state_dict(checkpoint)
+    Returns ``(renamed, unknown)``: ``unknown`` lists the keys that are not TATs ``Pointformer`` names (the
+    callers raise on them; Trokens' converter renames its own keys before calling this)."""
     out: dict[str, Tensor] = {}
     unknown: list[str] = []
     for key, value in sd.items():
@@ -92,6 +90,16 @@ def convert_reference_state_dict(checkpoint: Mapping[str, object]) -> dict[str, 
             out[f"blocks.{index}.{_BLOCK_MODULES[module]}.{kind}"] = value
             continue
         unknown.append(key)
+    return out, unknown
+
+
+def convert_reference_state_dict(checkpoint: Mapping[str, object]) -> dict[str, Tensor]:
+    """Convert a reference ``Pointformer`` state dict (or checkpoint) into a state dict for :class:`TATs`.
+
+    Load the result with ``model.load_state_dict(sd, strict=True)``; the reference's hyper-parameters
+    (width, T, classes, depth) must be the model's, which strict loading checks through the shapes.
+    """
+    out, unknown = rename_reference_keys(unwrap_state_dict(checkpoint))
     if unknown:
         raise WeightsError(
             f"reference TATs checkpoint has {len(unknown)} unexpected key(s): {unknown[:10]}; expected the "

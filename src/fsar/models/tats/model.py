@@ -121,7 +121,10 @@ class TATs(nn.Module):
     def reset_parameters(self, seed: int = 0) -> None:
         """Initialise every parameter as the reference does, from a generator seeded with ``seed``."""
         gen = torch.Generator(device=self.cls_token.device).manual_seed(seed)
-        for module in self.modules():
+        # Only the TATs modules (same order as ``self.modules()`` for a plain TATs): a subclass that adds
+        # modules (Trokens' motion embeddings) initialises those itself and keeps this part identical.
+        own = (self.blocks, self.norm, self.pre_logits, self.head)
+        for module in (m for part in own for m in part.modules()):
             if isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02, generator=gen)
                 if module.bias is not None:

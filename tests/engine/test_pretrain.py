@@ -82,7 +82,7 @@ def test_config_defaults_and_strict_keys():
     ):
         with pytest.raises(ConfigError, match=match):
             load_config(None, [bad])
-    assert load_config("demo_pretrain").pretrain.precision == "bf16"
+    assert load_config("demo_pretrain").pretrain.precision == "fp32"  # the same numbers on every machine
 
 
 def test_one_cycle_schedule_warms_up_then_decays_to_zero():

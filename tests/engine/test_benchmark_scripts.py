@@ -125,6 +125,7 @@ def test_argument_check_catches_a_renamed_flag(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_gpu_check_cpu_mode_whole_flow(tmp_path):
     """Every step of the check in CPU mode at toy sizes (the real-size training steps with ``--toy``): all pass."""
     out = tmp_path / "s.json"

@@ -161,8 +161,11 @@ def steps(run_dir: Path, tag: str, rank: int) -> list[dict]:
     return [json.loads(line) for line in lines]
 
 
+TIMING_KEYS = {"episodes_per_s", "data_wait_fraction", "peak_memory_mib"}  # wall-clock measurements, not state
+
+
 def without_timing(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != "episodes_per_s"} for r in rows]
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows]
 
 
 @pytest.mark.slow

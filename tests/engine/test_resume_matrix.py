@@ -161,7 +161,11 @@ def steps(run_dir: Path, tag: str, rank: int) -> list[dict]:
     return [json.loads(line) for line in lines]
 
 
-TIMING_KEYS = {"episodes_per_s", "data_wait_fraction", "peak_memory_mib"}  # wall-clock measurements, not state
+TIMING_KEYS = {
+    "episodes_per_s",
+    "data_wait_fraction",
+    "peak_memory_mib",
+}  # wall-clock measurements, not state
 
 
 def without_timing(rows: list[dict]) -> list[dict]:

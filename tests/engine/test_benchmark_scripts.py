@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -126,8 +127,14 @@ def test_argument_check_catches_a_renamed_flag(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
+@pytest.mark.skipif(
+    not os.environ.get("FSAR_GPU_CHECK_FLOW"),
+    reason="the whole CPU flow takes over 10 minutes on 2 cores (four ResNet-50 / ViT-B trainings); "
+    "run it with FSAR_GPU_CHECK_FLOW=1 before a GPU lease",
+)
 def test_gpu_check_cpu_mode_whole_flow(tmp_path):
-    """Every step of the check in CPU mode at toy sizes (the real-size training steps with ``--toy``): all pass."""
+    """Every step of the check in CPU mode at toy sizes (the real-size training steps with ``--toy``): all pass.
+    Kept out of the default run for time; the arguments of every step are checked by the fast test above."""
     out = tmp_path / "s.json"
     cmd = [sys.executable, str(BENCH / "gpu_check.py"), "--cpu", "--work", str(tmp_path), "--out", str(out)]
     proc = subprocess.run([*cmd, "--budget", "1500"], capture_output=True, text=True, timeout=1600)

@@ -78,7 +78,9 @@ def batch_tensors(batch):
 
 def train(method: str, workers: int, run_dir: Path, phase: str, ctx, device, hang_at: int = 0) -> None:
     cfg = load_config(f"demo_{method}_tiny", overrides(workers))
-    clips = preset_clips(cfg)
+    clips = preset_clips(
+        cfg, points=cfg.model.kwargs.get("num_points") or 8
+    )  # Trokens fixes N (2N relative motion)
     run_dir.mkdir(parents=True, exist_ok=True)
     with (run_dir / f"steps_{phase}_rank{ctx.rank}.jsonl").open("a") as records:
 

@@ -70,6 +70,16 @@ class FewShotClassifier(nn.Module):
         self.way: int | None = None
 
     # -- per-video part ------------------------------------------------------------------------------
+    def resolve_feat_dim(self, feat_dim: int | None, backbone: nn.Module | None) -> int:
+        """``feat_dim`` if given, else the backbone's ``out_channels``; a clear error when neither exists."""
+        if feat_dim is None:
+            feat_dim = getattr(backbone, "out_channels", None)
+        if feat_dim is None:
+            raise ValueError(
+                f"{type(self).__name__} needs feat_dim=D or a backbone with an `out_channels` attribute"
+            )
+        return int(feat_dim)
+
     def encode(self, batch: ClipBatch) -> Features:  # pragma: no cover - abstract
         raise NotImplementedError
 

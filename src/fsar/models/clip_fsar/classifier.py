@@ -75,10 +75,7 @@ class CLIPFSARClassifier(FewShotClassifier):
         backbone_weights: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__(backbone)
-        if feat_dim is None:
-            feat_dim = getattr(backbone, "out_channels", None)
-            if feat_dim is None:
-                raise ValueError("CLIPFSARClassifier needs feat_dim=D or a backbone with `out_channels`")
+        feat_dim = self.resolve_feat_dim(feat_dim, backbone)
         if text_encoder not in TEXT_ENCODERS:
             raise ValueError(f"text_encoder must be one of {TEXT_ENCODERS}; got {text_encoder!r}")
         self.num_frames = int(num_frames)

@@ -106,12 +106,7 @@ class HyRSMClassifier(FewShotClassifier):
         tasks_per_update: int = 4,
     ) -> None:
         super().__init__(backbone)
-        if feat_dim is None:
-            feat_dim = getattr(backbone, "out_channels", None)
-            if feat_dim is None:
-                raise ValueError(
-                    "HyRSMClassifier needs feat_dim=D or a backbone with an `out_channels` attribute"
-                )
+        feat_dim = self.resolve_feat_dim(feat_dim, backbone)
         check_tasks(tasks_per_batch, tasks_per_update)
         self.num_frames = int(num_frames)
         self.class_weight = float(class_weight)

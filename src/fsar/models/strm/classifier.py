@@ -49,12 +49,7 @@ class STRMClassifier(FewShotClassifier):
         train_clsw: bool = False,
     ) -> None:
         super().__init__(backbone)
-        if feat_dim is None:
-            feat_dim = getattr(backbone, "out_channels", None)
-            if feat_dim is None:
-                raise ValueError(
-                    "STRMClassifier needs feat_dim=D or a backbone with an `out_channels` attribute"
-                )
+        feat_dim = self.resolve_feat_dim(feat_dim, backbone)
         self.num_frames = int(num_frames)
         self.head = STRM(
             int(feat_dim),

@@ -69,10 +69,7 @@ class TATsClassifier(FewShotClassifier):
         faithful_weight_decay: bool = True,
     ) -> None:
         super().__init__(backbone)
-        if feat_dim is None:
-            feat_dim = getattr(backbone, "out_channels", None)
-            if feat_dim is None:
-                raise ValueError("TATsClassifier: pass feat_dim (the backbone has no out_channels attribute)")
+        feat_dim = self.resolve_feat_dim(feat_dim, backbone)
         if point_average not in POINT_AVERAGES:
             raise ValueError(f"unknown point_average {point_average!r}; expected one of {POINT_AVERAGES}")
         if temperature <= 0:

@@ -55,12 +55,7 @@ class TRXClassifier(FewShotClassifier):
         super().__init__(backbone)
         if loss_reduction not in LOSS_REDUCTIONS:
             raise ValueError(f"loss_reduction must be one of {LOSS_REDUCTIONS}; got {loss_reduction!r}")
-        if feat_dim is None:
-            feat_dim = getattr(backbone, "out_channels", None)
-            if feat_dim is None:
-                raise ValueError(
-                    "TRXClassifier needs feat_dim=D or a backbone with an `out_channels` attribute"
-                )
+        feat_dim = self.resolve_feat_dim(feat_dim, backbone)
         self.num_frames = int(num_frames)
         self.loss_reduction = loss_reduction
         self.head = TRX(int(feat_dim), self.num_frames, cardinalities, out_dim, dropout, apply_norm_v)

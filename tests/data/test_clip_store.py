@@ -478,3 +478,23 @@ def test_every_component_of_the_store_key_refuses_a_stale_store(bench_dir, tmp_p
         assert named == (
             {component, "resolution.resize_to"} if component == "resolution.resize_short" else {component}
         )
+
+
+def test_preparing_decodes_each_encoded_video_once(bench_dir, tmp_path, monkeypatch):
+    """The frame count comes with the frames (Video.sample): one decoding pass per video, not a counting pass
+    and then a reading pass. The store's bytes are those a two-pass read gives."""
+    from fsar.data.video import EncodedVideo
+
+    d = data_cfg(bench_dir)
+    passes = []
+    real_open = EncodedVideo._open
+
+    def counting_open(self):
+        passes.append(self.path.name)
+        return real_open(self)
+
+    monkeypatch.setattr(EncodedVideo, "_open", counting_open)
+    report = prepare(bench_dir, d, tmp_path / "store", workers=1, splits=("test",))
+    encoded = [v for c, v, n, kind in VIDEOS if kind != "png"]
+    assert report.done == len(VIDEOS) and report.failed == []
+    assert sorted(passes) == sorted(f"{v}.mp4" for v in encoded)

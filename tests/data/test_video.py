@@ -326,3 +326,17 @@ def test_verify_frame_folder_finds_broken_and_truncated_images(tmp_path, source)
     padded = write_frame_folder(tmp_path / "z", source[:2])
     (padded / "img_1.jpg").write_bytes((padded / "img_1.jpg").read_bytes() + b"\x00" * 16)  # padding is fine
     assert open_video(padded).verify() == 2
+
+
+def test_rgb_converter_gives_pyav_rgb24_pixels(encoded):
+    """One shared swscale context (fsar.data.video.rgb_converter) converts exactly as to_ndarray("rgb24")."""
+    import av
+
+    from fsar.data.video import rgb_converter
+
+    to_rgb = rgb_converter()
+    with av.open(str(encoded)) as container:
+        frames = list(container.decode(video=0))
+    assert len(frames) == T
+    for frame in frames:
+        np.testing.assert_array_equal(to_rgb(frame), frame.to_ndarray(format="rgb24"))

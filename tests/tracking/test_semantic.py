@@ -167,21 +167,22 @@ def test_track_source_draws_per_load_in_training_and_fixed_at_test(tmp_path):
     record = SimpleNamespace(class_name="walk", video_id="v1")
     source = TrackSource(tmp_path, num_frames=4, point_sampling="cluster", num_points=8)
     path = source.path_for(record)
-    test_a = source.point_ids(track, path, record, False, np.random.default_rng(1))
-    test_b = source.point_ids(track, path, record, False, np.random.default_rng(2))
+    test_a = source.point_ids(track.cluster_id, path, record, False, np.random.default_rng(1))
+    test_b = source.point_ids(track.cluster_id, path, record, False, np.random.default_rng(2))
     assert np.array_equal(test_a, test_b) and len(test_a) == 8  # fixed per video at test
     train_rng = np.random.default_rng(5)
     state = train_rng.bit_generator.state
-    train_a = source.point_ids(track, path, record, True, train_rng)
+    train_a = source.point_ids(track.cluster_id, path, record, True, train_rng)
     assert train_rng.bit_generator.state == state  # the clip's own draws are untouched
-    train_b = source.point_ids(track, path, record, True, np.random.default_rng(6))
+    train_b = source.point_ids(track.cluster_id, path, record, True, np.random.default_rng(6))
     assert not np.array_equal(train_a, train_b)
-    assert np.array_equal(train_a, source.point_ids(track, path, record, True, np.random.default_rng(5)))
+    assert np.array_equal(
+        train_a, source.point_ids(track.cluster_id, path, record, True, np.random.default_rng(5))
+    )
     fixed = TrackSource(tmp_path, num_frames=4)
-    assert fixed.point_ids(track, path, record, True, train_rng) == "sampled"
-    no_clusters = TrackFile(**{**track.__dict__, "cluster_id": None})
+    assert fixed.point_ids(track.cluster_id, path, record, True, train_rng) is None  # the file's fixed subset
     with pytest.raises(FsarError, match="needs cluster ids"):
-        source.point_ids(no_clusters, path, record, True, train_rng)
+        source.point_ids(None, path, record, True, train_rng)
 
 
 # ---------------------------------------------------------------------------------------------- command line

@@ -138,19 +138,27 @@ def store_video(job: PrepareJob, settings: StoreSettings) -> dict[str, Any]:
     from fsar.data.transforms import resize_frames
     from fsar.data.video import open_video
 
-    video = open_video(job.path)
-    n = video.num_frames
-    wanted = sampler_support(build_frame_sampler(settings.frame_sampler), n, settings.num_frames)
+    sampler = build_frame_sampler(settings.frame_sampler)
+    track_frames = None
     if job.track_file is not None:
         tf = TrackFile.load(job.track_file)
-        rows = uniform_rows(tf.num_frames, settings.num_frames)
-        wanted = np.union1d(wanted, np.asarray(tf.timeline[rows], dtype=np.int64))
-    if len(wanted) > settings.max_frames:
-        raise ValueError(
-            f"{len(wanted)} frames to store exceed --max-frames {settings.max_frames} (sampler "
-            f"{settings.frame_sampler!r} on a {n}-frame video); raise --max-frames"
+        track_frames = np.asarray(
+            tf.timeline[uniform_rows(tf.num_frames, settings.num_frames)], dtype=np.int64
         )
-    raw = video.frames(wanted)
+
+    def choose(n: int) -> np.ndarray:
+        wanted = sampler_support(sampler, n, settings.num_frames)
+        if track_frames is not None:
+            wanted = np.union1d(wanted, track_frames)
+        if len(wanted) > settings.max_frames:
+            raise ValueError(
+                f"{len(wanted)} frames to store exceed --max-frames {settings.max_frames} (sampler "
+                f"{settings.frame_sampler!r} on a {n}-frame video); raise --max-frames"
+            )
+        return wanted
+
+    # One decoding pass: the frame count comes with the frames (Video.sample), not from a pass of its own.
+    wanted, raw, n = open_video(job.path).sample(choose)
     src = (int(raw.shape[1]), int(raw.shape[2]))
     out_hw = stored_size(src, settings.resize_short, settings.resize_to)
     return {"frames": resize_frames(raw, out_hw), "indices": wanted, "num_frames": n, "source_size": src}
@@ -158,7 +166,7 @@ def store_video(job: PrepareJob, settings: StoreSettings) -> dict[str, Any]:
 
 def _iter_all_frames(path: Path, chunk: int = 64):
     """Every frame of a video in order (uint8 RGB), decoding encoded files in one streaming pass."""
-    from fsar.data.video import EncodedVideo, open_video
+    from fsar.data.video import EncodedVideo, open_video, rgb_converter
 
     video = open_video(path)
     if isinstance(video, EncodedVideo):
@@ -166,10 +174,11 @@ def _iter_all_frames(path: Path, chunk: int = 64):
 
         from fsar.errors import VideoError
 
+        to_rgb = rgb_converter()
         try:
             with av.open(str(path)) as container:
                 for frame in container.decode(video=0):
-                    yield frame.to_ndarray(format="rgb24")
+                    yield to_rgb(frame)
         except av.FFmpegError as exc:
             raise VideoError(path, f"decoding failed ({exc}); re-encode the video") from None
         return

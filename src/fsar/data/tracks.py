@@ -21,6 +21,7 @@ holds the frames the track files select): the crop/flip are drawn for the origin
 from __future__ import annotations
 
 import zlib
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -28,15 +29,23 @@ import torch
 
 from fsar.data.clips import apply_to_frames
 from fsar.data.sources import LoadedVideo
-from fsar.data.trackfile import TrackFile, cluster_sample, normalize_tracks, uniform_rows
+from fsar.data.trackfile import SelectedTracks, TrackFile, cluster_sample, normalize_tracks, uniform_rows
 from fsar.data.transforms import transform_points
 from fsar.errors import FsarError
 
 POINT_SAMPLINGS = ("fixed", "cluster")
+CACHED_FILES = (
+    4096  # track files whose selected rows a TrackSource keeps in memory (least recently used first out)
+)
 
 
 class TrackSource:
-    """Point tracks of a benchmark's videos, from ``fsar track``'s output folder ``root``."""
+    """Point tracks of a benchmark's videos, from ``fsar track``'s output folder ``root``.
+
+    Reading and validating a track file costs about 5 ms (a dozen ``.npz`` members), which was a quarter of a
+    demo TATs run's time, so each source keeps the rows it selects of its ``cache_files`` most recently used files
+    (for the fixed subset only its points: about 4 KB for 64 points on 8 rows). The files are assumed not to change
+    while a run reads them."""
 
     def __init__(
         self,
@@ -45,6 +54,7 @@ class TrackSource:
         convention: str = "tats",
         point_sampling: str = "fixed",
         num_points: int = 256,
+        cache_files: int = CACHED_FILES,
     ) -> None:
         if not Path(root).is_dir():
             raise FsarError(f"{root}: data.tracks folder not found; create it with `fsar track`")
@@ -57,12 +67,35 @@ class TrackSource:
         self.convention = convention
         self.point_sampling = point_sampling
         self.num_points = int(num_points)
+        self.cache_files = int(cache_files)
+        self._cache: OrderedDict[Path, tuple[SelectedTracks, np.ndarray | None, tuple[int, int]]] = (
+            OrderedDict()
+        )
 
-    def point_ids(self, track_file: TrackFile, path: Path, record, train: bool, rng: np.random.Generator):
-        """``"sampled"`` (the fixed subset) or the ids of a cluster-proportional draw (module docstring)."""
+    def _selected_rows(self, path: Path) -> tuple[SelectedTracks, np.ndarray | None, tuple[int, int]]:
+        """The file's tracks at TATs' selected rows (the fixed subset, or every point for cluster sampling), its
+        cluster ids and its frame size; cached (class docstring)."""
+        hit = self._cache.get(path)
+        if hit is not None:
+            self._cache.move_to_end(path)
+            return hit
+        track_file = TrackFile.load(path)
+        points = "sampled" if self.point_sampling == "fixed" else "all"
+        rows = uniform_rows(track_file.num_frames, self.num_frames)
+        hit = (track_file.select(rows, points), track_file.cluster_id, tuple(track_file.frame_size))
+        if self.cache_files > 0:
+            self._cache[path] = hit
+            if len(self._cache) > self.cache_files:
+                self._cache.popitem(last=False)
+        return hit
+
+    def point_ids(
+        self, cluster_id: np.ndarray | None, path: Path, record, train: bool, rng: np.random.Generator
+    ) -> np.ndarray | None:
+        """None (the fixed subset) or the ids of a cluster-proportional draw (module docstring)."""
         if self.point_sampling == "fixed":
-            return "sampled"
-        if track_file.cluster_id is None:
+            return None
+        if cluster_id is None:
             raise FsarError(
                 f"{path}: data.point_sampling=cluster needs cluster ids in the track file; make the tracks with "
                 "`fsar track --query-points semantic`, or set data.point_sampling=fixed"
@@ -71,7 +104,7 @@ class TrackSource:
             draw = rng.spawn(1)[0]
         else:
             draw = np.random.default_rng([0x7C1A, zlib.crc32(str(record.video_id).encode("utf-8"))])
-        return cluster_sample(track_file.cluster_id, self.num_points, draw)
+        return cluster_sample(cluster_id, self.num_points, draw)
 
     def path_for(self, record) -> Path:
         candidates = [
@@ -88,20 +121,25 @@ class TrackSource:
 
     def video_frames(self, record) -> np.ndarray:
         """The video frame numbers this record's clip reads (the track file's selected timeline rows)."""
-        track_file = TrackFile.load(self.path_for(record))
-        return track_file.select(uniform_rows(track_file.num_frames, self.num_frames)).video_frames
+        return self._selected_rows(self.path_for(record))[0].video_frames
 
     def load(self, record, loader, train: bool, rng: np.random.Generator) -> LoadedVideo:
         path = self.path_for(record)
-        track_file = TrackFile.load(path)
-        points = self.point_ids(track_file, path, record, train, rng)
-        sel = track_file.select(uniform_rows(track_file.num_frames, self.num_frames), points)
+        sel, cluster_id, frame_size = self._selected_rows(path)
+        ids = self.point_ids(cluster_id, path, record, train, rng)
+        if ids is not None:
+            sel = SelectedTracks(
+                tracks=sel.tracks[:, ids],
+                visibility=sel.visibility[:, ids],
+                query_mask=sel.query_mask[:, ids],
+                video_frames=sel.video_frames,
+            )
         video = loader.open(record)
         raw = video.frames(sel.video_frames)
         source_hw = tuple(getattr(video, "source_size", raw.shape[1:3]))
-        if source_hw != tuple(track_file.frame_size):
+        if source_hw != frame_size:
             raise FsarError(
-                f"{self.path_for(record)}: tracks were made on {tuple(track_file.frame_size)} frames but the video "
+                f"{path}: tracks were made on {frame_size} frames but the video "
                 f"{record.path} decodes to {source_hw}; re-run `fsar track`"
             )
         if train and loader.train_augment is not None:
@@ -120,6 +158,7 @@ class TrackSource:
         return LoadedVideo(
             frames=frames,
             tracks=torch.as_tensor(uv, dtype=torch.float32),
-            query_mask=torch.as_tensor(sel.query_mask, dtype=torch.bool),
-            visibility=torch.as_tensor(sel.visibility, dtype=torch.bool),
+            # copies: the cached selection must never be changed through a clip
+            query_mask=torch.tensor(sel.query_mask, dtype=torch.bool),
+            visibility=torch.tensor(sel.visibility, dtype=torch.bool),
         )

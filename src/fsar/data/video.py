@@ -83,6 +83,19 @@ def _chosen(path: Path, choose: IndexChooser, num_frames: int) -> np.ndarray:
     return _check_indices(path, choose(num_frames), num_frames)
 
 
+def rgb_converter() -> Callable[[object], np.ndarray]:
+    """A function PyAV frame -> uint8 RGB array ``[H, W, 3]`` that reuses one swscale context.
+
+    ``frame.to_ndarray(format="rgb24")`` gives the same pixels but builds a new conversion context for every
+    frame: on 64x64 H.264 frames that cost about 2.5 ms per frame, twelve times the decoding itself (measured
+    2026-12-04, PyAV 18.1: 87 vs 7 ms per 32-frame video). Make one converter per decoding pass (it is not
+    thread-safe)."""
+    from av.video.reformatter import VideoReformatter
+
+    reformatter = VideoReformatter()
+    return lambda frame: reformatter.reformat(frame, format="rgb24").to_ndarray()
+
+
 class Video(ABC):
     """A readable video: a frame count, a frame size, an optional frame rate and random access to frames."""
 
@@ -213,6 +226,7 @@ class EncodedVideo(Video):
         Returns the number of frames decoded, the wanted frames, and with ``retain`` every decoded frame (PyAV
         frames, not converted) or None when they exceeded ``retain_limit_bytes``."""
         got: dict[int, np.ndarray] = {}
+        to_rgb = rgb_converter()
         kept: list | None = [] if retain else None
         kept_bytes = 0
         decoded = 0
@@ -221,7 +235,7 @@ class EncodedVideo(Video):
             for i, frame in enumerate(frames):
                 decoded = i + 1
                 if i in wanted:
-                    got[i] = frame.to_ndarray(format="rgb24")
+                    got[i] = to_rgb(frame)
                 if kept is not None:
                     kept.append(frame)
                     kept_bytes += sum(plane.buffer_size for plane in frame.planes)
@@ -312,11 +326,8 @@ class EncodedVideo(Video):
             return idx, self._stack(got, idx), n
         idx = _chosen(self.path, choose, n)  # the exact count, when the listed one was missing or wrong
         if kept is not None:
-            return (
-                idx,
-                self._stack({i: kept[i].to_ndarray(format="rgb24") for i in set(idx.tolist())}, idx),
-                n,
-            )
+            to_rgb = rgb_converter()
+            return idx, self._stack({i: to_rgb(kept[i]) for i in set(idx.tolist())}, idx), n
         stats = dict(self.last_decode_stats)
         frames = self.frames(idx)
         self.last_decode_stats = {k: stats[k] + self.last_decode_stats[k] for k in stats}
@@ -338,9 +349,10 @@ class EncodedVideo(Video):
                     0
                 ].codec_context.thread_count = 1  # keeps the decoder's log on this thread
                 frames = self._decode(container)
+                to_rgb = rgb_converter()
                 try:
                     for frame in frames:
-                        shapes.add(frame.to_ndarray(format="rgb24").shape)
+                        shapes.add(to_rgb(frame).shape)
                         n += 1
                 finally:
                     frames.close()

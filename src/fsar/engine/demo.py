@@ -266,8 +266,10 @@ def _train_method(preset: str, overrides: list[str], run_dir: str, method: str) 
 
     from fsar.engine.config import load_config
     from fsar.engine.trainer import Trainer
+    from fsar.procs import tune_allocator
 
     torch.set_num_threads(1)
+    tune_allocator()
     start = time.perf_counter()
     cfg = load_config(preset, overrides)
     result = Trainer(cfg, Path(run_dir), log=lambda text: print(f"[{method}] {text}", flush=True)).fit()

@@ -98,3 +98,50 @@ def test_acm_forward_follows_the_dispatch(monkeypatch):
     assert calls == []
     torch.testing.assert_close(pairs, fast_pairs, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(offsets, fast_offsets, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (2, 2), (2, 3), (3, 3), (4, 2)])
+@pytest.mark.parametrize("kernel", [(3, 3, 3), (1, 3, 5)])
+def test_small_map_conv3d_equals_conv3d_values_and_gradients(hw, kernel):
+    from fsar.models.ta2n.acm_fast import small_map_conv3d
+
+    gen = torch.Generator().manual_seed(hash((hw, kernel)) % 1000)
+    x = torch.randn(3, 5, 4, *hw, generator=gen, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(6, 5, *kernel, generator=gen, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(6, generator=gen, dtype=torch.float64, requires_grad=True)
+    padding = tuple(k // 2 for k in kernel)
+    ref = F.conv3d(x, w, b, padding=padding)
+    out = small_map_conv3d(x, w, b)
+    assert out.shape == ref.shape == (3, 6, 4, *hw) and out.is_contiguous()
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    upstream = torch.randn(ref.shape, generator=gen, dtype=torch.float64)
+    grads_ref = torch.autograd.grad(ref, (x, w, b), upstream)
+    grads = torch.autograd.grad(small_map_conv3d(x, w, b), (x, w, b), upstream)
+    for got, want in zip(grads, grads_ref):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(small_map_conv3d(x, w, None), F.conv3d(x, w, None, padding=padding))
+    with pytest.raises(ValueError, match="odd kernels"):
+        small_map_conv3d(x, torch.zeros(6, 5, 2, 3, 3, dtype=torch.float64), None)
+
+
+def test_offset_net_uses_the_small_map_product_only_for_fast_acm_on_small_cpu_maps(monkeypatch):
+    """ACM's fast path (4x4 maps, pooled to 2x2 before the second convolution) uses small_map_conv3d; the reference
+    path and larger maps (6x6 pooled to 3x3) keep conv3d; both give the direct form's offsets."""
+    import fsar.models.ta2n.acm as acm_module
+
+    real = acm_module.small_map_conv3d
+    calls = []
+    monkeypatch.setattr(acm_module, "small_map_conv3d", lambda *a: calls.append(a[0].shape) or real(*a))
+    for size, expect_small in ((4, True), (6, False)):
+        torch.manual_seed(0)
+        fast = acm_module.ACM(T=4, dim=(8, 8), offset_zero_init=False).eval()
+        reference = acm_module.ACM(T=4, dim=(8, 8), offset_zero_init=False, impl="reference").eval()
+        reference.load_state_dict(fast.state_dict())
+        protos, queries = torch.randn(3, 8, 4, size, size), torch.randn(2, 8, 4, size, size)
+        calls.clear()
+        ref_pairs, ref_offsets = reference(protos, queries)
+        assert calls == []
+        pairs, offsets = fast(protos, queries)
+        assert calls == ([(6, 128, 4, 2, 2)] if expect_small else [])
+        torch.testing.assert_close(offsets, ref_offsets, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(pairs, ref_pairs, rtol=1e-5, atol=1e-5)

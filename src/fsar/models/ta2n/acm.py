@@ -19,7 +19,9 @@ extra small kernels made ACM slower than the direct form at 5-way 5-shot with 5 
 2.70 ms forward, 10.19 vs 9.10 ms forward + backward), while at 5-way 1-shot with 25 queries (125 pairs) it was
 faster (5.68 vs 8.31 ms). The threshold lies between those two measured shapes; ``benchmarks/bench_ta2n_acm.py
 --device cuda`` (a ``gpu_check`` step) re-measures both. On the CPU the shortcut wins at both shapes (BENCHMARKS.md)
-and is always used. Both forms are exact; only the order of floating-point additions differs.
+and is always used; there the offset net's second convolution also skips the zero-padding taps on maps of at most
+``CPU_SMALL_MAP_MAX_POSITIONS`` positions (:func:`.acm_fast.small_map_conv3d`). Both forms are exact; only the
+order of floating-point additions differs.
 """
 
 from __future__ import annotations
@@ -30,11 +32,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fsar.models.ta2n.acm_fast import paired_conv3d
+from fsar.models.ta2n.acm_fast import paired_conv3d, small_map_conv3d
 from fsar.models.ta2n.masks import perturbation_offsets, pooling_weights
 
 IMPLS = ("fast", "reference")
 CUDA_MIN_PAIRS_FOR_FAST = 64  # below this many (class, query) pairs, "fast" computes the direct form on CUDA
+# On the CPU, "fast" computes the offset net's second convolution with acm_fast.small_map_conv3d on maps of at most
+# this many positions: measured side by side (2026-12-04, one thread, AMD Zen 3, forward + backward, 128 channels,
+# T 8): 2x2 maps 2.1-2.4x faster at 125 pairs and 1.6x at 25; 1x1 about 10x; 3x3 0.7-0.9x (so not used there).
+CPU_SMALL_MAP_MAX_POSITIONS = 4
 
 
 def uses_paired_shortcut(impl: str, device: torch.device, pairs: int) -> bool:
@@ -64,15 +70,22 @@ class OffsetNet(nn.Module):
                 self.fc2.weight.zero_()
                 self.fc2.bias.zero_()
 
-    def head(self, z: Tensor) -> Tensor:
-        """Everything after the first convolution: (B, 128, T, H, W) -> (B, T, 2)."""
+    def head(self, z: Tensor, small_map_gemm: bool = False) -> Tensor:
+        """Everything after the first convolution: (B, 128, T, H, W) -> (B, T, 2). ``small_map_gemm``: on the CPU,
+        the second convolution by :func:`.acm_fast.small_map_conv3d` on small maps (``CPU_SMALL_MAP_MAX_POSITIONS``).
+        """
         y = F.relu(F.max_pool3d(self.bn1(z), (1, 2, 2)))
-        y = F.relu(F.max_pool3d(self.bn2(self.conv2(y)), (1, 2, 2)))
+        small = y.shape[-2] * y.shape[-1] <= CPU_SMALL_MAP_MAX_POSITIONS and y.device.type == "cpu"
+        if small_map_gemm and small:
+            y = small_map_conv3d(y, self.conv2.weight, self.conv2.bias)
+        else:
+            y = self.conv2(y)
+        y = F.relu(F.max_pool3d(self.bn2(y), (1, 2, 2)))
         y = F.adaptive_max_pool3d(y, (y.shape[2], 1, 1)).flatten(2)  # B, 128, T
         return torch.tanh(self.fc2(F.relu(self.fc1(y)))).transpose(1, 2)
 
-    def forward(self, pairs: Tensor) -> Tensor:
-        return self.head(self.conv1(pairs))
+    def forward(self, pairs: Tensor, small_map_gemm: bool = False) -> Tensor:
+        return self.head(self.conv1(pairs), small_map_gemm)
 
 
 class ACM(nn.Module):
@@ -161,13 +174,13 @@ class ACM(nn.Module):
         if direct:
             query_maps = queries.unsqueeze(0) + context[..., None, None]  # n, m, C, T, H, W
             pair_maps = torch.cat([support_maps.unsqueeze(1).expand(-1, m, -1, -1, -1, -1), query_maps], 2)
-            raw = self.offset_net(pair_maps.reshape(n * m, 2 * c, t, h, w))
+            raw = self.offset_net(pair_maps.reshape(n * m, 2 * c, t, h, w), self.impl == "fast")
         else:
             conv = self.offset_net.conv1
             z = paired_conv3d(
                 conv.weight, conv.bias, support_maps, queries, attention, query_values, conv.padding
             )
-            raw = self.offset_net.head(z)
+            raw = self.offset_net.head(z, small_map_gemm=True)
         raw = raw * self.offset_scale  # n*m, T, 2
 
         if self.training or self.perturb_at_eval:

@@ -103,3 +103,40 @@ def paired_conv3d(
     ctx_full = ctx_full.permute(0, 1, 4, 5, 2, 3)  # n, m, O, T, H, W
     out = support_out.unsqueeze(1) + query_out.unsqueeze(0) + ctx_full
     return out.reshape(n * m, out_channels, t, h, w)
+
+
+def small_map_conv3d(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``conv3d(x, weight, bias, padding=k // 2)`` ("same" padding, odd kernel) as one matrix product per output
+    position, over the input taps that fall inside the map only.
+
+    On maps as small as the second convolution of ACM's offset net sees (the 4x4 maps of the demo pooled to 2x2:
+    every output position reads the whole map, so 4 of the 9 spatial taps; 3x3 maps: 49 of 81), the zero-padding
+    taps are most of a direct convolution's work; here they are never multiplied. Exact; only the order of
+    floating-point additions changes. ``x``: (B, C, T, H, W); ``weight``: (O, C, kt, kh, kw); returns
+    (B, O, T, H, W), contiguous.
+    """
+    b, c, t, h, w = x.shape
+    out_channels, in_channels, kt, kh, kw = weight.shape
+    if in_channels != c or kt % 2 == 0 or kh % 2 == 0 or kw % 2 == 0:
+        raise ValueError(
+            f"small_map_conv3d: weight {tuple(weight.shape)} does not fit input {tuple(x.shape)} with odd kernels"
+        )
+    pt, ph, pw = kt // 2, kh // 2, kw // 2
+    # (B, T, C, kt, H, W): the kt temporal taps of every frame, zero beyond the clip (a view)
+    cols = F.pad(x, (0, 0, 0, 0, pt, pt)).unfold(2, kt, 1).permute(0, 2, 1, 5, 3, 4)
+    windows: dict[tuple[int, int, int, int], Tensor] = {}
+    outs = []
+    for i in range(h):
+        r0, r1 = max(0, i - ph), min(h, i + ph + 1)
+        for j in range(w):
+            c0, c1 = max(0, j - pw), min(w, j + pw + 1)
+            key = (r0, r1, c0, c1)
+            if key not in windows:
+                windows[key] = cols[..., r0:r1, c0:c1].reshape(b * t, -1)
+            taps = weight[:, :, :, r0 - i + ph : r1 - i + ph, c0 - j + pw : c1 - j + pw].reshape(
+                out_channels, -1
+            )
+            y = windows[key] @ taps.t()
+            outs.append(y if bias is None else y + bias)
+    out = torch.stack(outs, -1).reshape(b, t, out_channels, h, w)
+    return out.permute(0, 2, 1, 3, 4).contiguous()

@@ -342,27 +342,42 @@ def test_point_tracks_work_from_the_store(synth, tmp_path):
         track_frames |= set(video.stored_indices.tolist())
     # the store holds the track files' frames too (LK tracks at 10 fps of the 16-frame videos)
     assert len(track_frames) > 8
-    # a store prepared without tracks does not serve a run with tracks, but a store with tracks serves one without
-    plain = tmp_path / "plain"
-    assert (
-        main(
-            [
-                "data",
-                "prepare",
-                "demo_tats_tiny",
-                f"data.root={synth}",
-                "--splits",
-                "test",
-                "--out",
-                str(plain),
-            ]
-        )
-        == 0
-    )
-    with pytest.raises(ClipStoreError, match="frames.tracks: store has False, this run has True"):
-        build_split_clips(dataclasses.replace(cfg.data, clip_store=str(plain)), ("test",))
+    # a store with tracks serves a run without them
     no_tracks = dataclasses.replace(cfg.data, tracks=None, clip_store=str(store))
     assert len(build_split_clips(no_tracks, ("test",))["test"].records) == 30
+    # a store prepared without tracks: with the segment sampler it keeps every frame, so it serves a run with
+    # tracks (and preparing it again with tracks reuses it); with a sampler that keeps a few frames it is refused
+    for sampler, serves in (("segment", True), ("uniform", False)):
+        plain = tmp_path / f"plain_{sampler}"
+        prep_plain = [
+            "data",
+            "prepare",
+            "demo_tats_tiny",
+            f"data.root={synth}",
+            f"data.frame_sampler={sampler}",
+        ]
+        assert main([*prep_plain, "--splits", "test", "--out", str(plain), "--no-progress"]) == 0
+        run = dataclasses.replace(cfg.data, frame_sampler=sampler, clip_store=str(plain))
+        if not serves:
+            with pytest.raises(ClipStoreError, match="frames.tracks: store has False, this run has True"):
+                build_split_clips(run, ("test",))
+            continue
+        served = build_split_clips(run, ("test",))["test"]
+        for rec_d, rec_s in zip(decoded.records, served.records):
+            a = decoded.load_video(rec_d, True, np.random.default_rng(4))
+            b = served.load_video(rec_s, True, np.random.default_rng(4))
+            assert np.array_equal(a.tracks.numpy(), b.tracks.numpy())
+            assert np.abs(a.frames.numpy() - b.frames.numpy()).max() <= 0.5 / 255 * 2 + 1e-6
+        again = [
+            *prep_plain,
+            f"data.tracks={tracks}",
+            "--splits",
+            "test",
+            "--out",
+            str(plain),
+            "--no-progress",
+        ]
+        assert main(again) == 0
 
 
 def test_frame_folders_in_the_benchmark_layout_are_read_back_as_frame_folders(bench_dir, tmp_path, capsys):

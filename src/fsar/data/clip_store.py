@@ -34,7 +34,8 @@ resumed shard by shard)::
 The *key* names everything the stored bytes depend on: the benchmark, the split files' hashes, the stored
 resolution (``resize_short`` or ``resize_to``), the clip length and frame sampler, and whether track frames were
 included. Opening a store for a run compares it with the run's own key and refuses a stale store, naming each field
-that differs (a store prepared with track frames also serves runs without tracks).
+that differs (a store prepared with track frames also serves runs without tracks, and a store of a sampler that keeps
+every frame, ``segment``, serves runs with tracks even when prepared without them).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from fsar.data.keys import diff_keys, file_hash
+from fsar.data.sampling import keeps_every_frame
 from fsar.data.video import Video
 from fsar.errors import FsarError, MissingVideosError, VideoError
 from fsar.parts import PARTS_DIR
@@ -94,7 +96,13 @@ def store_key(
             "resize_short": None if resize_to else (int(resize_short) if resize_short else None),
             "resize_to": [int(s) for s in resize_to] if resize_to else None,
         },
-        "frames": {"num_frames": int(num_frames), "frame_sampler": frame_sampler, "tracks": bool(tracks)},
+        # "tracks": whether the store holds the frames point tracks select; a sampler that keeps every frame
+        # (segment) holds them whether or not the store was prepared with tracks
+        "frames": {
+            "num_frames": int(num_frames),
+            "frame_sampler": frame_sampler,
+            "tracks": bool(tracks) or keeps_every_frame(frame_sampler),
+        },
     }
 
 

@@ -44,6 +44,13 @@ def build_frame_sampler(name: str, **kwargs) -> FrameSampler:
     return FRAME_SAMPLERS.create(name, **kwargs)
 
 
+def keeps_every_frame(name: str) -> bool:
+    """Whether the registered sampler ``name`` may pick any frame of a video (its ``support`` is every frame, as
+    ``segment``'s, or it declares none), so that a clip store of it keeps every frame."""
+    sampler = build_frame_sampler(name)
+    return getattr(sampler, "keeps_every_frame", False) or getattr(sampler, "support", None) is None
+
+
 def _check(num_frames: int, T: int) -> None:
     if int(T) < 1:
         raise ValueError(f"the number of frames per clip T must be >= 1, got {T}")
@@ -147,4 +154,5 @@ def segment_sampler() -> FrameSampler:
         return apply_short_video_policy(n, T) if is_short(n, T) else np.arange(n, dtype=np.int64)
 
     sample.support = support
+    sample.keeps_every_frame = True  # support is every frame of the video (a short video's are all used too)
     return sample

@@ -149,29 +149,48 @@ class ClipTransform:
             raise ValueError(
                 f"ClipTransform: frames are {tuple(x.shape[1:3])} but params were drawn for {params.in_hw}"
             )
-        h, w = params.out_hw
-        top, left = params.crop_top, params.crop_left
-        if params.resized_hw == params.in_hw:
-            # no resize (e.g. a clip store's frames): crop and flip the uint8 frames, then convert only the kept
-            # pixels to float; the same values as converting first, with a fraction of the memory traffic
-            x = x[:, top : top + h, left : left + w]
-            if params.flip:
-                x = x.flip(2)
-            x = x.permute(0, 3, 1, 2).contiguous().to(torch.float32)
-        else:
-            x = _resize(x.permute(0, 3, 1, 2).to(torch.float32), params.resized_hw)
-            x = x[:, :, top : top + h, left : left + w]
-            if params.flip:
-                x = x.flip(-1)
-            x = x.contiguous()
-        mean, std = NORMALIZATIONS[self.normalization]
-        mean_t = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1) * 255.0
-        std_t = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1) * 255.0
-        return x.sub_(mean_t).div_(std_t)
+        return normalize_(geometry(x.unsqueeze(0), [params])[0], self.normalization)
 
     def __call__(self, frames: np.ndarray | torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         in_hw = (int(frames.shape[1]), int(frames.shape[2]))
         return self.apply(frames, self.sample_params(in_hw, rng))
+
+
+def geometry(x: torch.Tensor, params: list[ClipParams]) -> torch.Tensor:
+    """Steps 1-3 on a batch of uint8 clips ``[B, T, H, W, 3]`` that share their input and resized sizes, each clip
+    with its own crop and flip: float32 ``[B, T, 3, h, w]`` (not normalised) on the input's device. ``B = 1`` is
+    ``ClipTransform.apply``; the device path (``fsar.data.augment``) runs whole groups of an episode at once."""
+    if len(params) != x.shape[0]:
+        raise ValueError(f"geometry: {x.shape[0]} clips but {len(params)} parameter sets")
+    b, t = int(x.shape[0]), int(x.shape[1])
+    in_hw, resized_hw = params[0].in_hw, params[0].resized_hw
+    if any(p.in_hw != in_hw or p.resized_hw != resized_hw for p in params):
+        raise ValueError("geometry: clips of one call must share their input and resized sizes")
+    if resized_hw == in_hw:
+        # no resize (e.g. a clip store's frames): crop and flip the uint8 frames, then convert only the kept
+        # pixels to float; the same values as converting first, with a fraction of the memory traffic
+        crops = []
+        for clip, p in zip(x, params):
+            (h, w), top, left = p.out_hw, p.crop_top, p.crop_left
+            c = clip[:, top : top + h, left : left + w]
+            crops.append(c.flip(2) if p.flip else c)
+        return torch.stack(crops).permute(0, 1, 4, 2, 3).contiguous().to(torch.float32)
+    y = _resize(x.reshape(b * t, *x.shape[2:]).permute(0, 3, 1, 2).to(torch.float32), resized_hw)
+    y = y.reshape(b, t, *y.shape[1:])
+    crops = []
+    for clip, p in zip(y, params):
+        (h, w), top, left = p.out_hw, p.crop_top, p.crop_left
+        c = clip[:, :, top : top + h, left : left + w]
+        crops.append(c.flip(-1) if p.flip else c)
+    return torch.stack(crops).contiguous()
+
+
+def normalize_(x: torch.Tensor, normalization: str) -> torch.Tensor:
+    """Step 4 in place on float ``[..., 3, h, w]`` pixels in ``[0, 255]``: ``(x - 255 mean) / (255 std)``."""
+    mean, std = NORMALIZATIONS[normalization]
+    mean_t = torch.tensor(mean, dtype=x.dtype, device=x.device).view(3, 1, 1) * 255.0
+    std_t = torch.tensor(std, dtype=x.dtype, device=x.device).view(3, 1, 1) * 255.0
+    return x.sub_(mean_t).div_(std_t)
 
 
 def _resize(x: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:

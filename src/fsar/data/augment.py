@@ -81,19 +81,30 @@ def realize_clips(frames: Sequence[Tensor] | Tensor, plans: Sequence[ClipPlan]) 
     out: list[Tensor | None] = [None] * len(clips)
     groups: dict[tuple, list[int]] = {}
     for i, (clip, plan) in enumerate(zip(clips, plans)):
-        groups.setdefault((tuple(clip.shape), plan.params.resized_hw), []).append(i)
+        groups.setdefault((tuple(clip.shape), plan.params.resized_hw, plan.params.out_hw), []).append(i)
+    outs = set()
     for members in groups.values():
-        x = clips[members[0]].unsqueeze(0) if len(members) == 1 else torch.stack([clips[i] for i in members])
-        x = apply_draws(x, [plans[i].augment for i in members])
-        y = geometry(x, [plans[i].params for i in members])
+        group = [clips[i] for i in members]
+        drawn = [
+            k for k, i in enumerate(members) if plans[i].augment is not None and plans[i].augment.steps()
+        ]
+        if drawn:  # only the clips that RandAugment changes are stacked and augmented (together)
+            x = apply_draws(
+                torch.stack([group[k] for k in drawn]), [plans[members[k]].augment for k in drawn]
+            )
+            for j, k in enumerate(drawn):
+                group[k] = x[j]
+        y = geometry(group, [plans[i].params for i in members])
+        if len(members) == len(clips):  # one group (clips of one size): already the batch, in order
+            return apply_modality(normalize_(y, plans[0].normalization), plans[0].modality)
+        outs.add(tuple(y.shape[1:]))
         for k, i in enumerate(members):
             out[i] = y[k]
-    shapes = {tuple(y.shape) for y in out}
-    if len(shapes) != 1:
+    if len(outs) != 1:
         raise ValueError(
-            f"realize_clips: clips come out with different shapes {sorted(shapes)}; use a crop or resize_to"
+            f"realize_clips: clips come out with different shapes {sorted(outs)}; use a crop or resize_to"
         )
-    y = out[0].unsqueeze(0) if len(out) == 1 else torch.stack(out)
+    y = torch.stack(out)
     return apply_modality(normalize_(y, plans[0].normalization), plans[0].modality)
 
 

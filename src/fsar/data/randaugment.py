@@ -151,8 +151,13 @@ def apply_draws(x: torch.Tensor, draws: Sequence[AugmentDraw | None]) -> torch.T
         for (op, level, sign), members in groups.items():
             if out is x:
                 out = x.clone()
-            idx = torch.as_tensor(members, device=x.device)
-            out[idx] = apply_op(out.index_select(0, idx), op, level, sign)
+            # python indices only: no index tensor to copy to the device (and no stream sync)
+            if len(members) == len(draws):
+                out = apply_op(out, op, level, sign)
+                continue
+            done = apply_op(torch.stack([out[i] for i in members]), op, level, sign)
+            for k, i in enumerate(members):
+                out[i] = done[k]
     return out
 
 

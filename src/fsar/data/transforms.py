@@ -188,8 +188,9 @@ def geometry(x: torch.Tensor | Sequence[torch.Tensor], params: Sequence[ClipPara
 def normalize_(x: torch.Tensor, normalization: str) -> torch.Tensor:
     """Step 4 in place on float ``[..., 3, h, w]`` pixels in ``[0, 255]``: ``(x - 255 mean) / (255 std)``."""
     mean, std = NORMALIZATIONS[normalization]
-    mean_t = torch.tensor(mean, dtype=x.dtype, device=x.device).view(3, 1, 1) * 255.0
-    std_t = torch.tensor(std, dtype=x.dtype, device=x.device).view(3, 1, 1) * 255.0
+    # made on the host and copied without waiting (no stream sync on an accelerator); the same float32 values
+    mean_t = (torch.tensor(mean, dtype=x.dtype).view(3, 1, 1) * 255.0).to(x.device, non_blocking=True)
+    std_t = (torch.tensor(std, dtype=x.dtype).view(3, 1, 1) * 255.0).to(x.device, non_blocking=True)
     return x.sub_(mean_t).div_(std_t)
 
 

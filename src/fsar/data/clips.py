@@ -173,21 +173,8 @@ class ClipLoader:
     def plan(
         self, frames: np.ndarray | torch.Tensor, train: bool, rng, source_hw=None
     ) -> tuple[torch.Tensor, ClipPlan, ClipParams]:
-        """Draw a clip's augmentation from ``rng`` (RandAugment, then crop and flip): the frames as a uint8 tensor
-        (a plain ``train_augment`` callable already applied), their plan, and the params drawn for the original
-        size ``source_hw`` (default: the frames' size)."""
-        augment = None
-        if train and self.train_augment is not None:
-            draw = getattr(self.train_augment, "draw", None)
-            if callable(draw):
-                augment = draw(rng)
-            else:
-                frames = self.train_augment(frames, rng)
-        transform = self.transform_train if train else self.transform_test
-        params = transform.sample_params(source_hw or tuple(frames.shape[1:3]), rng)
-        x = torch.from_numpy(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
-        plan = ClipPlan(fit_params(params, tuple(x.shape[1:3])), transform.normalization, augment)
-        return x, plan, params
+        """:func:`plan_clip` with this loader's transforms and ``train_augment``."""
+        return plan_clip(self, frames, train, rng, source_hw)
 
     def _finish(
         self, frames: np.ndarray, indices: np.ndarray, n: int, train: bool, rng, source_hw=None, planned=False
@@ -197,6 +184,27 @@ class ClipLoader:
         if planned:
             return PlannedClip(x, plan, indices, short, n, params)
         return LoadedClip(realize_clips([x], [plan])[0], indices, short, n, params)
+
+
+def plan_clip(
+    loader, frames: np.ndarray | torch.Tensor, train: bool, rng, source_hw=None
+) -> tuple[torch.Tensor, ClipPlan, ClipParams]:
+    """Draw a clip's augmentation from ``rng`` (RandAugment, then crop and flip) with ``loader``'s
+    ``train_augment``, ``transform_train`` and ``transform_test``: the frames as a uint8 tensor (a plain
+    ``train_augment`` callable already applied), their plan, and the params drawn for the original size
+    ``source_hw`` (default: the frames' size)."""
+    augment = None
+    if train and loader.train_augment is not None:
+        draw = getattr(loader.train_augment, "draw", None)
+        if callable(draw):
+            augment = draw(rng)
+        else:
+            frames = loader.train_augment(frames, rng)
+    transform = loader.transform_train if train else loader.transform_test
+    params = transform.sample_params(source_hw or tuple(frames.shape[1:3]), rng)
+    x = torch.from_numpy(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
+    plan = ClipPlan(fit_params(params, tuple(x.shape[1:3])), transform.normalization, augment)
+    return x, plan, params
 
 
 def apply_to_frames(transform: ClipTransform, frames: np.ndarray, params: ClipParams) -> torch.Tensor:

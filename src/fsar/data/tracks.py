@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from fsar.data.augment import realize_clips
+from fsar.data.clips import plan_clip
 from fsar.data.sources import LoadedVideo
 from fsar.data.trackfile import SelectedTracks, TrackFile, cluster_sample, normalize_tracks, uniform_rows
 from fsar.data.transforms import transform_points
@@ -146,7 +147,7 @@ class TrackSource:
                 f"{path}: tracks were made on {frame_size} frames but the video "
                 f"{record.path} decodes to {source_hw}; re-run `fsar track`"
             )
-        raw, plan, params = loader.plan(raw, train, rng, source_hw)
+        raw, plan, params = plan_clip(loader, raw, train, rng, source_hw)
         frames = raw if planned else realize_clips([raw], [plan])[0]
         tracks = np.asarray(sel.tracks, dtype=np.float32)
         if params.resized_hw == params.out_hw and not params.flip:

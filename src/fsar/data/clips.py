@@ -207,12 +207,6 @@ def plan_clip(
     return x, plan, params
 
 
-def apply_to_frames(transform: ClipTransform, frames: np.ndarray, params: ClipParams) -> torch.Tensor:
-    """``transform.apply`` for frames at the original size (``params.in_hw``) or already resized to
-    ``params.resized_hw`` (a clip store's frames): then only crop, flip and normalisation run."""
-    return transform.apply(frames, fit_params(params, (int(frames.shape[1]), int(frames.shape[2]))))
-
-
 def count_short_clips(clips: Iterable[LoadedClip]) -> int:
     """How many clips came from videos shorter than the clip length (padded by repeating the last frame)."""
     return sum(1 for c in clips if c.short)

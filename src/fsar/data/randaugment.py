@@ -156,8 +156,8 @@ def apply_draws(x: torch.Tensor, draws: Sequence[AugmentDraw | None]) -> torch.T
                 out = apply_op(out, op, level, sign)
                 continue
             done = apply_op(torch.stack([out[i] for i in members]), op, level, sign)
-            for k, i in enumerate(members):
-                out[i] = done[k]
+            for j, i in enumerate(members):
+                out[i] = done[j]
     return out
 
 

@@ -5,8 +5,8 @@ class folders of ``--videos-per-class`` H.264 videos (``--size`` 320x240, ``--fr
 its default GOP and B-frames; a smooth texture drifting under a moving blob), plus random point-track files for
 TATs (the real ones come from ``fsar track``; only their reading cost matters here). Then, for the TA2N and TATs
 presets (``ta2n_hmdb51_1shot``: 8 frames, ta2n sampler, short side 256, random 224 crop + flip, 5-way 1-shot with
-5 queries per class = 30 clips; ``tats_hmdb51_1shot``: 8 frames on the track timeline, 224x224, RandAugment off as
-in fsar's loader today, 6 queries per class = 35 clips and their tracks), it times the training data pipeline
+5 queries per class = 30 clips; ``tats_hmdb51_1shot``: 8 frames on the track timeline, 224x224, RandAugment on as in
+the preset, 6 queries per class = 35 clips and their tracks), it times the training data pipeline
 (``EpisodeDataset`` through ``episode_loader``, exactly what ``fsar train`` iterates) for each source:
 
 - ``videos``: the mp4 files, decoded per clip (frame counts known: warmed once, as in a long run);
@@ -15,6 +15,13 @@ in fsar's loader today, 6 queries per class = 35 clips and their tracks), it tim
 
 with 0, 1 and 2 loader workers (``--workers``). Sources and worker counts alternate inside one run, so their
 ratios are comparable even on a busy machine; absolute numbers need a quiet one.
+
+``--augment-on loader,device`` also times each source with ``data.augment_on=device`` (reported as
+``<source>@device``): the workers only read the clips and draw their random choices, and ship uint8 clips; the
+timed rate is the loader's (the host's share, which cores per GPU divide into), and the augmentation itself (copy to
+``--device``, RandAugment / resize / crop / flip / normalisation batched over the episode) is timed apart on the
+same batches as ``device_augment_episodes_per_s`` (on a GPU it takes GPU time, not host cores). With ``--device
+cpu`` that number is CPU time of the main process, for a toy check only.
 
 Beside the measured rates it reports what one GPU would consume: the model's FLOPs per training episode, counted
 with ``torch.utils.flop_counter`` (backbone: one frame on the meta device, times the episode's frames, times 3 for
@@ -117,13 +124,17 @@ def preset_overrides(method: str, work: Path, root: Path, store: Path | None, wo
     return over
 
 
-def episodes_per_second(method: str, over: list[str], episodes: int, warmup: int) -> float:
+def episodes_per_second(
+    method: str, over: list[str], episodes: int, warmup: int, augment_on: str = "loader", device: str = "cpu"
+) -> tuple[float, float | None]:
+    """The loader's episodes/s and, for ``augment_on=device``, the episodes/s of the augmentation alone on
+    ``device`` (copy + batched augmentation of the timed episodes' batches, synchronised)."""
     from fsar.data.episodes import EpisodeSampler
     from fsar.engine.config import load_config
     from fsar.engine.data_setup import build_split_clips
-    from fsar.engine.episode_data import EpisodeDataset, episode_loader
+    from fsar.engine.episode_data import EpisodeDataset, episode_loader, to_device
 
-    cfg = load_config(PRESETS[method], over)
+    cfg = load_config(PRESETS[method], [*over, f"data.augment_on={augment_on}"])
     clips = build_split_clips(cfg.data, ("train",))["train"]
     loader = clips.load_video.__self__.loader
     if not cfg.data.clip_store:  # a long run knows every frame count: count once, outside the timing
@@ -131,16 +142,33 @@ def episodes_per_second(method: str, over: list[str], episodes: int, warmup: int
             loader._frame_counts[Path(r.path)] = loader.open(r).num_frames
     ep = cfg.episodes
     sampler = EpisodeSampler(clips.labels, ep.way, ep.shot, ep.train_queries, seed=0)
-    dataset = EpisodeDataset(clips, sampler.episode, warmup + episodes, True, 0)
-    it = iter(episode_loader(dataset, cfg.data.workers))
+    dataset = EpisodeDataset(clips, sampler.episode, warmup + episodes, True, 0, augment_on=augment_on)
+    on_device = augment_on == "device"
+    it = iter(episode_loader(dataset, cfg.data.workers, device if on_device else None))
     for _ in range(warmup):
         next(it)
+    kept = []
     t0 = time.perf_counter()
     for _ in range(episodes):
-        next(it)
+        item = next(it)
+        if on_device:
+            kept.append(item[1:])
     rate = episodes / (time.perf_counter() - t0)
     del it
-    return rate
+    if not on_device:
+        return rate, None
+    import torch
+
+    dev = torch.device(device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    for support, query in kept[:1]:  # warm-up: kernels, allocator
+        to_device(support, dev), to_device(query, dev)
+    sync()
+    t0 = time.perf_counter()
+    for support, query in kept:
+        to_device(support, dev), to_device(query, dev)
+    sync()
+    return rate, len(kept) / (time.perf_counter() - t0)
 
 
 # ---------------------------------------------------------------------------------------------- model FLOPs
@@ -215,6 +243,15 @@ def main() -> None:
         default="0.1,0.35",
         help="assumed fractions of the peak reached (comma-separated; ResNet-50 training: ~0.1, ViTs: ~0.35)",
     )
+    ap.add_argument(
+        "--augment-on",
+        default="loader",
+        help="where augmentation runs, comma-separated: loader (in the workers), device (workers ship uint8 clips; "
+        "reported as <source>@device)",
+    )
+    ap.add_argument(
+        "--device", default="cpu", help="device of the augment-on=device step (cuda on a GPU host)"
+    )
     ap.add_argument("--no-flops", action="store_true", help="skip counting the models' FLOPs")
     ap.add_argument("--threads", type=int, default=1, help="torch threads of the main process")
     ap.add_argument("--out", required=True, help="JSON results")
@@ -232,6 +269,12 @@ def main() -> None:
     methods = [m for m in args.methods.split(",") if m]
     sources = [s for s in args.sources.split(",") if s]
     worker_counts = [int(x) for x in args.workers.split(",") if x]
+    places = [p for p in args.augment_on.split(",") if p]
+    unknown = sorted(set(places) - {"loader", "device"})
+    if unknown or not places:
+        ap.error(f"--augment-on takes loader and/or device, got {args.augment_on!r}")
+    paths = [(s, p) for s in sources for p in places]  # (source, augment_on)
+    path_names = [s if p == "loader" else f"{s}@device" for s, p in paths]
     mfus = [float(x) for x in args.mfu.split(",") if x]
     t0 = time.perf_counter()
     make_benchmark(work, args.classes, args.videos_per_class, args.frames, (w, h))
@@ -262,16 +305,23 @@ def main() -> None:
         prep_seconds[f"store_{method}"] = report.seconds
         print(f"clip store {method}: {report.summary()}")
 
-    rates: dict[str, dict[str, dict[int, float]]] = {m: {s: {} for s in sources} for m in methods}
+    rates: dict[str, dict[str, dict[int, float]]] = {m: {n: {} for n in path_names} for m in methods}
+    augment_rates: dict[str, dict[str, dict[int, float]]] = {m: {} for m in methods}
     for workers in worker_counts:  # alternate sources inside each worker count
         for method in methods:
-            for source in sources:
+            for (source, place), name in zip(paths, path_names):
                 root = work / ("frames" if source == "frames" else "videos")
                 store = stores.get(method) if source == "store" else None
                 over = preset_overrides(method, work, root, store, workers)
-                rate = episodes_per_second(method, over, args.episodes, args.warmup)
-                rates[method][source][workers] = rate
-                print(f"{method:5s} {source:7s} workers={workers}: {rate:7.2f} episodes/s")
+                rate, augment_rate = episodes_per_second(
+                    method, over, args.episodes, args.warmup, place, args.device
+                )
+                rates[method][name][workers] = rate
+                extra = ""
+                if augment_rate is not None:
+                    augment_rates[method].setdefault(name, {})[workers] = augment_rate
+                    extra = f"; augmentation on {args.device}: {augment_rate:7.2f} episodes/s"
+                print(f"{method:5s} {name:14s} workers={workers}: {rate:7.2f} episodes/s{extra}")
 
     result = {
         "machine": platform.machine(),
@@ -286,13 +336,14 @@ def main() -> None:
             k: 1000 * v / (args.classes * args.videos_per_class) for k, v in prep_seconds.items()
         },
         "episodes_per_s": rates,
+        "device_augment_episodes_per_s": {"device": args.device, **augment_rates},
         "assumptions": {"peak_tflops": args.peak_tflops, "mfu": mfus},
     }
     if not args.no_flops:
         result["gpu"] = {}
         for method in methods:
             flops = episode_flops(method)
-            per_core = {s: rates[method][s].get(1) for s in sources}  # one worker process = one core
+            per_core = {n: rates[method][n].get(1) for n in path_names}  # one worker process = one core
             entry = {**flops, "gpu_episodes_per_s": {}, "cores_per_gpu": {}}
             for mfu in mfus:
                 gpu_rate = args.peak_tflops * mfu / flops["tflop_per_episode"]

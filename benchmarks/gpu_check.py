@@ -18,12 +18,14 @@ Steps, in order (each a subprocess with its own time limit; a global budget skip
 8. ``bench_ta2n``: ``benchmarks/bench_ta2n_acm.py --device cuda``: TA2N fast vs reference at the real size.
 9. ``bench_bf16``: ``benchmarks/bench_bf16.py --device cuda``: bf16 vs fp32 speed and logit deviation.
 10. ``bench_loader``: ``benchmarks/bench_loader.py`` (TA2N and TATs, frame folders and the clip store, 1 and
-    cores - 1 workers; arguments from ``$FSAR_GPU_CHECK_LOADER_ARGS`` if set).
+    cores - 1 workers, augmentation in the loader and on the GPU; arguments from ``$FSAR_GPU_CHECK_LOADER_ARGS``
+    if set).
 
 Between 6 and 7, ``real_<method>``: ``benchmarks/real_size_training.py``: each method with a real recipe (TA2N, TRX,
 TATs) trains its published preset for a few dozen tasks on 320x240 synthetic videos from a clip store (TA2N also
 from frame folders), with random weights in the published file layouts and loader workers sized from the host's
-cores; reports episodes/s, the data-wait share, peak GPU memory and the projected wall time of the full recipe.
+cores (TA2N from the store: ``data.augment_on=device`` with 4 workers); reports episodes/s, the data-wait share,
+peak GPU memory and the projected wall time of the full recipe.
 
 Every planned command's arguments are checked against the argument parser of the script it calls by the test
 suite (``tests/engine/test_benchmark_scripts.py``), so a renamed flag fails CI.
@@ -86,8 +88,16 @@ print(json.dumps(info))
 
 
 # Real-size training steps (benchmarks/real_size_training.py): every method with a real recipe, from the clip store,
-# and TA2N also from JPEG frame folders.
-REAL_SIZE_STEPS = (("ta2n", "store"), ("ta2n", "frames"), ("trx", "store"), ("tats", "store"))
+# and TA2N also from JPEG frame folders; (method, source, data.augment_on). TA2N from the store augments on the GPU
+# with 4 loader workers (the issue-15 target: one GPU fed by <= 4 host cores); TRX runs the same pixel pipeline
+# augmented in the loader with every core, for comparison.
+REAL_SIZE_STEPS = (
+    ("ta2n", "store", "device"),
+    ("ta2n", "frames", "loader"),
+    ("trx", "store", "loader"),
+    ("tats", "store", "loader"),
+)
+DEVICE_AUGMENT_WORKERS = 4
 
 
 @dataclass
@@ -252,7 +262,15 @@ def parse_real_size(path: Path):
         if not path.is_file():
             return False, {}, f"{path} was not written"
         r = json.loads(path.read_text())
-        keys = ("episodes_per_s", "data_wait_fraction", "peak_memory_mib", "workers", "seconds", "steady")
+        keys = (
+            "episodes_per_s",
+            "data_wait_fraction",
+            "peak_memory_mib",
+            "workers",
+            "augment_on",
+            "seconds",
+            "steady",
+        )
         numbers = {k: r.get(k) for k in keys}
         numbers["projected_training_only"] = r.get("projected_training_only")
         return r.get("episodes_per_s", 0) > 0, numbers, ""
@@ -313,12 +331,22 @@ def plan(ctx: Context) -> list[Step]:
             "--work",
             str(w / "loader"),
             *(
-                ["--methods", "ta2n,tats", "--sources", "frames,store", "--workers", f"1,{real_workers(ctx)}"]
+                [
+                    *(
+                        "--methods",
+                        "ta2n,tats",
+                        "--sources",
+                        "frames,store",
+                        "--workers",
+                        f"1,{real_workers(ctx)}",
+                    ),
+                    *("--augment-on", "loader,device", "--device", "cuda", "--episodes", "6"),
+                ]
                 if cuda
                 else [
                     *("--classes", "5", "--videos-per-class", "7", "--frames", "24", "--size", "80x60"),
                     *("--methods", "ta2n", "--sources", "store", "--workers", "0", "--no-flops"),
-                    *("--episodes", "2", "--warmup", "1"),
+                    *("--episodes", "2", "--warmup", "1", "--augment-on", "loader,device"),
                 ]
             ),
             "--out",
@@ -377,10 +405,10 @@ def plan(ctx: Context) -> list[Step]:
                 parse_training(run),
             )
         )
-    for method, source in REAL_SIZE_STEPS:
+    for method, source, place in REAL_SIZE_STEPS:
         out = w / f"real_{method}_{source}.json"
         size = (
-            []
+            (["--workers", str(DEVICE_AUGMENT_WORKERS)] if place == "device" else [])
             if cuda
             else [
                 *("--toy", "--tasks", "2", "--classes", "15", "--videos-per-class", "6"),
@@ -393,7 +421,7 @@ def plan(ctx: Context) -> list[Step]:
                 [
                     py,
                     "benchmarks/real_size_training.py",
-                    *("--method", method, "--source", source, "--device", dev),
+                    *("--method", method, "--source", source, "--augment-on", place, "--device", dev),
                     *("--work", str(w / "real"), "--out", str(out)),
                     *size,
                 ],

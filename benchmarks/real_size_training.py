@@ -14,7 +14,8 @@ What it runs (everything at the real size unless ``--toy``):
    folders (``--source frames``).
 4. ``Trainer.fit`` of the preset (``<method>_hmdb51_1shot``: the recipe is the same on every benchmark, only the
    split and the flip rule differ) for ``--tasks`` tasks with ``--workers`` loader workers (default: the host's
-   cores minus one, at most 16), validation and test shrunk to a few episodes.
+   cores minus one, at most 16), validation and test shrunk to a few episodes; ``--augment-on device`` sets
+   ``data.augment_on=device`` (the workers ship uint8 clips; augmentation runs batched on the GPU).
 
 Reported (one JSON, ``--out``): the steady episodes/s (between the first and the last logged row, so start-up is
 excluded), the share of the steady time spent waiting for data, peak GPU memory, and the projected wall time of
@@ -120,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="JSON results")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--source", default="store", choices=("store", "frames"))
+    ap.add_argument(
+        "--augment-on",
+        default="loader",
+        choices=("loader", "device"),
+        help="data.augment_on: augment in the loader workers, or ship uint8 clips and augment on --device",
+    )
     ap.add_argument("--tasks", type=int, default=48, help="training tasks (a multiple of tasks_per_update)")
     ap.add_argument(
         "--workers", type=int, default=None, help="loader workers (default: cores - 1, at most 16)"
@@ -165,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         "eval.episodes=8",
         "eval.order_episodes=0",
         "train.tensorboard=false",
+        f"data.augment_on={args.augment_on}",
     ]
     if args.method == "tats":
         over.append(f"data.tracks={bench_root / 'tracks'}")
@@ -203,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    run = args.work / f"run_{args.method}_{args.source}{'_toy' if args.toy else ''}"
+    run = args.work / f"run_{args.method}_{args.source}_{args.augment_on}{'_toy' if args.toy else ''}"
     t0 = time.perf_counter()
     result = Trainer(cfg, run, resume=False).fit()
     seconds["fit"] = time.perf_counter() - t0
@@ -224,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         "method": args.method,
         "preset": preset,
         "source": args.source,
+        "augment_on": args.augment_on,
         "toy": args.toy,
         "device": args.device,
         "gpu": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else None,

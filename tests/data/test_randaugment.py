@@ -47,3 +47,26 @@ def test_invert_and_solarize_values():
     x = np.array([[[[0, 100, 255]]]], np.uint8)
     assert _apply_op(x, "invert", 1.0, 1).tolist() == [[[[255, 155, 0]]]]
     assert _apply_op(x, "solarize", 0.5, 1).tolist() == [[[[0, 100, 0]]]]  # threshold 128
+
+
+def test_equalize_and_sharpness_blur_are_opencvs_exactly():
+    """The torch ops (run batched on any device) keep the OpenCV semantics the policy was written with:
+    ``equalizeHist`` per frame and channel (one-value planes included) and the 3x3 ``blur`` (reflect-101 border)."""
+    import cv2
+    import torch
+
+    from fsar.data.randaugment import _box_blur, apply_op
+
+    rng = np.random.default_rng(0)
+    for trial in range(12):
+        h, w = (int(v) for v in rng.integers(3, 30, 2))
+        x = rng.integers(0, 256, (2, h, w, 3), dtype=np.uint8)
+        if trial % 4 == 0:
+            x[..., 0] = 17  # a one-value plane stays as it is
+        if trial % 3 == 0:
+            x = (x // 64 * 64).astype(np.uint8)  # few grey levels
+        planes = [[np.ascontiguousarray(x[t, :, :, c]) for c in range(3)] for t in range(2)]
+        eq = np.stack([np.stack([cv2.equalizeHist(p) for p in ps], axis=-1) for ps in planes])
+        assert np.array_equal(apply_op(torch.from_numpy(x), "equalize", 1.0, 1).numpy(), eq), trial
+        blur = np.stack([cv2.blur(f, (3, 3)) for f in x])
+        assert np.array_equal(_box_blur(torch.from_numpy(x)).numpy(), blur), trial

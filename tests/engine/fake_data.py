@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from fsar.data.clips import ClipLoader
+from fsar.data.randaugment import RandAugment
+from fsar.data.sampling import build_frame_sampler
+from fsar.data.sources import PixelClips
+from fsar.data.transforms import ClipTransform
+from fsar.data.video import Video
 from fsar.engine.episode_data import LoadedVideo, SplitClips
 
 
@@ -79,4 +86,83 @@ def preset_clips(cfg, points: int = 8) -> dict[str, SplitClips]:
         "train": fake_split("train", 8, 6, **shape),
         "val": fake_split("val", 5, 4, offset=100, **shape),
         "test": fake_split("test", 5, 4, offset=200, **shape),
+    }
+
+
+class ArrayVideo(Video):
+    """An in-memory uint8 video ``[N, H, W, 3]`` (no decoding)."""
+
+    def __init__(self, path: str, data: np.ndarray) -> None:
+        self.path, self._data = Path(path), data
+
+    @property
+    def num_frames(self) -> int:
+        return int(self._data.shape[0])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self._data.shape[1]), int(self._data.shape[2])
+
+    @property
+    def fps(self) -> float | None:
+        return None
+
+    def frames(self, indices) -> np.ndarray:
+        return self._data[np.asarray(indices, dtype=np.int64)]
+
+    def verify(self) -> int:
+        return self.num_frames
+
+
+@dataclass(frozen=True)
+class PixelRecord:
+    video_id: str
+    class_name: str
+    label: int
+    path: str
+
+
+def pixel_split(
+    name: str,
+    classes: int,
+    videos: int,
+    frames: int = 4,
+    offset: int = 0,
+    transform: dict | None = None,
+    rand_augment: bool = True,
+) -> SplitClips:
+    """``classes`` x ``videos`` in-memory uint8 videos (6 to 9 frames of 24x28 or 28x24) read through the real
+    pixel pipeline (``ClipLoader`` -> ``PixelClips``: frame sampling, RandAugment, resize, crop, flip, normalisation),
+    so that ``data.augment_on`` both ways can be compared without decoding."""
+    tf = dict(resize_short=20, crop=16, flip=True, normalization="imagenet", **(transform or {}))
+    data: dict[str, np.ndarray] = {}
+    records = []
+    for c in range(classes):
+        for v in range(videos):
+            rng = np.random.default_rng([c + offset, v, 11])
+            hw = (24, 28) if (c + v) % 3 else (28, 24)
+            base = rng.integers(0, 200, size=(1, *hw, 3))
+            motion = np.arange(6 + v % 4)[:, None, None, None] * (3 + (c + offset) % 4)
+            rec = PixelRecord(f"{name}_c{c}_v{v}", f"c{c + offset}", c, f"mem/{name}/{c}/{v}")
+            data[rec.path] = np.clip(
+                base + motion + rng.integers(0, 40, size=(6 + v % 4, *hw, 3)), 0, 255
+            ).astype(np.uint8)
+            records.append(rec)
+    loader = ClipLoader(
+        frames,
+        build_frame_sampler("ta2n"),
+        ClipTransform(train=True, **tf),
+        ClipTransform(train=False, **{**tf, "flip": False}),
+        train_augment=RandAugment() if rand_augment else None,
+        video_source=lambda record: ArrayVideo(record.path, data[record.path]),
+    )
+    source = PixelClips(loader)
+    return SplitClips(name=name, records=records, load_video=source.load, plan_video=source.plan)
+
+
+def pixel_clips(frames: int = 4, **kw) -> dict[str, SplitClips]:
+    return {
+        "train": pixel_split("train", 8, 6, frames, **kw),
+        "val": pixel_split("val", 5, 4, frames, offset=100, **kw),
+        "test": pixel_split("test", 5, 4, frames, offset=200, **kw),
     }

@@ -5,8 +5,13 @@ Clip sources (``fsar.data.sources``) are where the engine gets clips from, whate
 folders (decoded per clip), the clip store (``fsar.data.clip_store``, built by ``fsar.data.prepare``), point tracks
 (``fsar.data.tracks`` over the ``fsar.data.trackfile`` format) and cached backbone features
 (``fsar.data.feature_store``).
+
+Augmentation (``fsar.data.augment``): each clip's random choices are drawn in the loader into a ``ClipPlan`` and
+carried out by one batched implementation, in the loader or, with uint8 clips shipped as a ``RawClipBatch``, on the
+model's device (``data.augment_on``).
 """
 
+from fsar.data.augment import ClipPlan, RawClipBatch, realize_clips
 from fsar.data.batch import ClipBatch
 from fsar.data.benchmarks import BENCHMARKS, Benchmark, SplitData, VideoRecord, load_benchmark, load_synthetic
 from fsar.data.clip_store import ClipStore
@@ -23,6 +28,7 @@ __all__ = [
     "Benchmark",
     "ClipBatch",
     "ClipLoader",
+    "ClipPlan",
     "ClipSource",
     "ClipStore",
     "ClipTransform",
@@ -31,6 +37,7 @@ __all__ = [
     "LoadedClip",
     "LoadedVideo",
     "PixelClips",
+    "RawClipBatch",
     "SplitData",
     "Video",
     "VideoRecord",
@@ -40,6 +47,7 @@ __all__ = [
     "load_synthetic",
     "make_clip_batch",
     "open_video",
+    "realize_clips",
     "sampler_support",
     "save_episodes",
 ]

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from fsar.data.augment import ClipPlan, fit_params, realize_clips
 from fsar.data.batch import ClipBatch
 from fsar.data.sampling import FrameSampler, is_short
 from fsar.data.transforms import ClipParams, ClipTransform
@@ -41,6 +42,19 @@ class LoadedClip:
     short: bool  # the video had fewer than T frames; the last frame was repeated
     num_frames_in_video: int
     params: ClipParams | None = None  # resize / crop / flip actually applied (to move point tracks alike)
+
+
+@dataclass
+class PlannedClip:
+    """One clip before augmentation (``data.augment_on: device``): the uint8 frames as read and the plan that
+    ``fsar.data.augment.realize_clips`` carries out later, wherever the caller runs it."""
+
+    frames: torch.Tensor  # [T, H, W, 3] uint8 (a clip store's frames: already resized)
+    plan: ClipPlan
+    indices: np.ndarray
+    short: bool
+    num_frames_in_video: int
+    params: ClipParams  # as drawn for the original frames (to move point tracks alike)
 
 
 class ClipLoader:
@@ -73,9 +87,10 @@ class ClipLoader:
         self.transform_train = transform_train
         self.transform_test = transform_test
         self._frame_counts: dict[Path, int] = {}
-        self.train_augment = (
-            train_augment  # callable(frames uint8 [T,H,W,3], rng) -> frames, train clips only
-        )
+        # train clips only: an object with ``draw(rng)`` (``fsar.data.randaugment.RandAugment``: drawn here, carried
+        # out by ``realize_clips`` with the rest of the plan), or any callable(frames uint8 [T,H,W,3], rng) -> frames
+        # (applied at once, in the loader)
+        self.train_augment = train_augment
         self.cache_clips = int(cache_clips)
         self._cache: OrderedDict[tuple[Path, bytes], np.ndarray] = OrderedDict()
         self.video_source = video_source  # callable(record) -> Video; None: open the record's path
@@ -99,13 +114,16 @@ class ClipLoader:
         path = Path(path)
         return open_video(path, num_frames=self._frame_counts.get(path))
 
-    def load_video(self, video: Video, train: bool, rng: np.random.Generator) -> LoadedClip:
+    def load_video(
+        self, video: Video, train: bool, rng: np.random.Generator, planned: bool = False
+    ) -> LoadedClip | PlannedClip:
         """Sample, read and transform a clip of an opened video; random choices come from ``rng`` only
         (frame indices first, then the transform's crop and flip).
 
         The frame count and the frames come from one ``Video.sample`` call (one decode on a first read). If it
         asks for indices twice (a container's listed count was wrong), ``rng`` is rewound before the second draw,
-        so the clip is the one an exact count known in advance would give."""
+        so the clip is the one an exact count known in advance would give. ``planned``: return the uint8 frames
+        and their plan (``PlannedClip``) instead of carrying the plan out."""
         start = None if rng is None else rng.bit_generator.state  # None: a test clip that draws nothing
 
         def choose(n: int) -> np.ndarray:
@@ -117,19 +135,23 @@ class ClipLoader:
         self._frame_counts[Path(video.path)] = n
         self._remember(video, indices, frames)
         source_hw = getattr(video, "source_size", None)
-        return self._finish(frames, indices, n, train, rng, source_hw)
+        return self._finish(frames, indices, n, train, rng, source_hw, planned)
 
-    def load(self, record, train: bool, rng: np.random.Generator) -> LoadedClip:
-        """The clip of ``record`` (a ``VideoRecord``); raises ``VideoError`` if missing or unreadable."""
+    def load(
+        self, record, train: bool, rng: np.random.Generator, planned: bool = False
+    ) -> LoadedClip | PlannedClip:
+        """The clip of ``record`` (a ``VideoRecord``); raises ``VideoError`` if missing or unreadable.
+        ``planned``: the uint8 frames and their plan (``PlannedClip``), the same random choices."""
         known = self._frame_counts.get(Path(record.path)) if record.path is not None else None
         if self.cache_clips and known is not None:
             indices = self._sample(known, train, rng)
             cached = self._cache.get((Path(record.path), indices.tobytes()))
             if cached is not None:
                 self._cache.move_to_end((Path(record.path), indices.tobytes()))
-                return self._finish(cached, indices, known, train, rng)
-            return self._finish(self._read(self.open(record), indices), indices, known, train, rng)
-        return self.load_video(self.open(record), train, rng)
+                return self._finish(cached, indices, known, train, rng, planned=planned)
+            frames = self._read(self.open(record), indices)
+            return self._finish(frames, indices, known, train, rng, planned=planned)
+        return self.load_video(self.open(record), train, rng, planned)
 
     def _sample(self, n: int, train: bool, rng: np.random.Generator) -> np.ndarray:
         indices = np.asarray(self.sampler(n, self.num_frames, train, rng), dtype=np.int64)
@@ -148,29 +170,41 @@ class ClipLoader:
             while len(self._cache) > self.cache_clips:
                 self._cache.popitem(last=False)
 
+    def plan(
+        self, frames: np.ndarray | torch.Tensor, train: bool, rng, source_hw=None
+    ) -> tuple[torch.Tensor, ClipPlan, ClipParams]:
+        """:func:`plan_clip` with this loader's transforms and ``train_augment``."""
+        return plan_clip(self, frames, train, rng, source_hw)
+
     def _finish(
-        self, frames: np.ndarray, indices: np.ndarray, n: int, train: bool, rng, source_hw=None
-    ) -> LoadedClip:
-        if train and self.train_augment is not None:
-            frames = self.train_augment(frames, rng)
-        transform = self.transform_train if train else self.transform_test
-        params = transform.sample_params(source_hw or frames.shape[1:3], rng)
-        pixels = apply_to_frames(transform, frames, params)
-        return LoadedClip(pixels, indices, is_short(n, self.num_frames), n, params)
+        self, frames: np.ndarray, indices: np.ndarray, n: int, train: bool, rng, source_hw=None, planned=False
+    ) -> LoadedClip | PlannedClip:
+        x, plan, params = self.plan(frames, train, rng, source_hw)
+        short = is_short(n, self.num_frames)
+        if planned:
+            return PlannedClip(x, plan, indices, short, n, params)
+        return LoadedClip(realize_clips([x], [plan])[0], indices, short, n, params)
 
 
-def apply_to_frames(transform: ClipTransform, frames: np.ndarray, params: ClipParams) -> torch.Tensor:
-    """``transform.apply`` for frames at the original size (``params.in_hw``) or already resized to
-    ``params.resized_hw`` (a clip store's frames): then only crop, flip and normalisation run."""
-    hw = (int(frames.shape[1]), int(frames.shape[2]))
-    if hw == params.in_hw:
-        return transform.apply(frames, params)
-    if hw != params.resized_hw:
-        raise ValueError(
-            f"frames of size {hw} are neither the original size {params.in_hw} nor the resized size "
-            f"{params.resized_hw} of this transform; was the clip store prepared with another resolution?"
-        )
-    return transform.apply(frames, replace(params, in_hw=hw))
+def plan_clip(
+    loader, frames: np.ndarray | torch.Tensor, train: bool, rng, source_hw=None
+) -> tuple[torch.Tensor, ClipPlan, ClipParams]:
+    """Draw a clip's augmentation from ``rng`` (RandAugment, then crop and flip) with ``loader``'s
+    ``train_augment``, ``transform_train`` and ``transform_test``: the frames as a uint8 tensor (a plain
+    ``train_augment`` callable already applied), their plan, and the params drawn for the original size
+    ``source_hw`` (default: the frames' size)."""
+    augment = None
+    if train and loader.train_augment is not None:
+        draw = getattr(loader.train_augment, "draw", None)
+        if callable(draw):
+            augment = draw(rng)
+        else:
+            frames = loader.train_augment(frames, rng)
+    transform = loader.transform_train if train else loader.transform_test
+    params = transform.sample_params(source_hw or tuple(frames.shape[1:3]), rng)
+    x = torch.from_numpy(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
+    plan = ClipPlan(fit_params(params, tuple(x.shape[1:3])), transform.normalization, augment)
+    return x, plan, params
 
 
 def count_short_clips(clips: Iterable[LoadedClip]) -> int:

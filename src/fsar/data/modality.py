@@ -15,10 +15,11 @@ MODALITIES = {"rgb": 3, "rgb_diff": 6}
 
 
 def apply_modality(frames: torch.Tensor, modality: str) -> torch.Tensor:
+    """``frames`` ``[..., T, 3, H, W]`` (one clip, or a batch of clips) -> ``[..., T, C, H, W]``."""
     if modality == "rgb":
         return frames
     if modality == "rgb_diff":
         diff = torch.zeros_like(frames)
-        diff[1:] = frames[1:] - frames[:-1]
-        return torch.cat([frames, diff], dim=1)
+        diff[..., 1:, :, :, :] = frames[..., 1:, :, :, :] - frames[..., :-1, :, :, :]
+        return torch.cat([frames, diff], dim=-3)
     raise ValueError(f"unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}")

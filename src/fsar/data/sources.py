@@ -14,25 +14,28 @@ whatever the source, up to the store's uint8 rounding (see ``fsar.data.clip_stor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
 import torch
 
+from fsar.data.augment import ClipPlan
 from fsar.data.clips import ClipLoader
 from fsar.data.modality import apply_modality
 
 
 @dataclass
 class LoadedVideo:
-    """One clip and, when the method uses them, its point tracks."""
+    """One clip and, when the method uses them, its point tracks. With a ``plan`` (``data.augment_on: device``) the
+    frames are the uint8 frames as read, ``[T, H, W, 3]``, and the plan says what remains to be done to them."""
 
-    frames: torch.Tensor  # [T, 3, H, W] (or [T, C, h, w] cached feature maps)
+    frames: torch.Tensor  # [T, 3, H, W] (or [T, C, h, w] cached feature maps); uint8 [T, H, W, 3] with a plan
     tracks: torch.Tensor | None = None  # [T, N, 2] in [-1, 1]
     query_mask: torch.Tensor | None = None  # [T, N]
     visibility: torch.Tensor | None = None  # [T, N]
     short: bool = False
+    plan: ClipPlan | None = None
 
 
 class ClipSource(Protocol):
@@ -53,13 +56,21 @@ class PixelClips:
         self.tracks = tracks
         self.kind = kind
 
-    def load(self, record, train: bool, rng: np.random.Generator) -> LoadedVideo:
+    def load(self, record, train: bool, rng: np.random.Generator, planned: bool = False) -> LoadedVideo:
+        """The clip of ``record``; ``planned``: its uint8 frames and plan instead (the same random choices)."""
         if self.tracks is not None:
-            video = self.tracks.load(record, self.loader, train, rng)
+            video = self.tracks.load(record, self.loader, train, rng, planned=planned)
         else:
-            clip = self.loader.load(record, train, rng)
-            video = LoadedVideo(frames=clip.frames, short=clip.short)
-        video.frames = apply_modality(video.frames, self.modality)
+            clip = self.loader.load(record, train, rng, planned=planned)
+            video = LoadedVideo(frames=clip.frames, short=clip.short, plan=getattr(clip, "plan", None))
+        if planned:
+            video.plan = replace(video.plan, modality=self.modality)
+        else:
+            video.frames = apply_modality(video.frames, self.modality)
         return video
+
+    def plan(self, record, train: bool, rng: np.random.Generator) -> LoadedVideo:
+        """``load(record, train, rng, planned=True)``."""
+        return self.load(record, train, rng, planned=True)
 
     __call__ = load

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fsar.data.clips import apply_to_frames
+from fsar.data.augment import realize_clips
+from fsar.data.clips import plan_clip
 from fsar.data.sources import LoadedVideo
 from fsar.data.trackfile import SelectedTracks, TrackFile, cluster_sample, normalize_tracks, uniform_rows
 from fsar.data.transforms import transform_points
@@ -123,7 +124,11 @@ class TrackSource:
         """The video frame numbers this record's clip reads (the track file's selected timeline rows)."""
         return self._selected_rows(self.path_for(record))[0].video_frames
 
-    def load(self, record, loader, train: bool, rng: np.random.Generator) -> LoadedVideo:
+    def load(
+        self, record, loader, train: bool, rng: np.random.Generator, planned: bool = False
+    ) -> LoadedVideo:
+        """The clip of ``record`` with its tracks; ``planned``: uint8 frames and their plan instead of the
+        transformed frames (the same random choices; the tracks are final either way)."""
         path = self.path_for(record)
         sel, cluster_id, frame_size = self._selected_rows(path)
         ids = self.point_ids(cluster_id, path, record, train, rng)
@@ -142,11 +147,8 @@ class TrackSource:
                 f"{path}: tracks were made on {frame_size} frames but the video "
                 f"{record.path} decodes to {source_hw}; re-run `fsar track`"
             )
-        if train and loader.train_augment is not None:
-            raw = loader.train_augment(raw, rng)
-        transform = loader.transform_train if train else loader.transform_test
-        params = transform.sample_params(source_hw, rng)
-        frames = apply_to_frames(transform, raw, params)
+        raw, plan, params = plan_clip(loader, raw, train, rng, source_hw)
+        frames = raw if planned else realize_clips([raw], [plan])[0]
         tracks = np.asarray(sel.tracks, dtype=np.float32)
         if params.resized_hw == params.out_hw and not params.flip:
             # resize only (TATs' pipeline): normalise in the original frame, exactly as the original loader
@@ -161,4 +163,5 @@ class TrackSource:
             # copies: the cached selection must never be changed through a clip
             query_mask=torch.tensor(sel.query_mask, dtype=torch.bool),
             visibility=torch.tensor(sel.visibility, dtype=torch.bool),
+            plan=plan if planned else None,
         )

@@ -25,6 +25,7 @@ covers ``[i-0.5, i+0.5]``) into the output frame, so pixels and tracks stay alig
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -149,29 +150,48 @@ class ClipTransform:
             raise ValueError(
                 f"ClipTransform: frames are {tuple(x.shape[1:3])} but params were drawn for {params.in_hw}"
             )
-        h, w = params.out_hw
-        top, left = params.crop_top, params.crop_left
-        if params.resized_hw == params.in_hw:
-            # no resize (e.g. a clip store's frames): crop and flip the uint8 frames, then convert only the kept
-            # pixels to float; the same values as converting first, with a fraction of the memory traffic
-            x = x[:, top : top + h, left : left + w]
-            if params.flip:
-                x = x.flip(2)
-            x = x.permute(0, 3, 1, 2).contiguous().to(torch.float32)
-        else:
-            x = _resize(x.permute(0, 3, 1, 2).to(torch.float32), params.resized_hw)
-            x = x[:, :, top : top + h, left : left + w]
-            if params.flip:
-                x = x.flip(-1)
-            x = x.contiguous()
-        mean, std = NORMALIZATIONS[self.normalization]
-        mean_t = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1) * 255.0
-        std_t = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1) * 255.0
-        return x.sub_(mean_t).div_(std_t)
+        return normalize_(geometry([x], [params])[0], self.normalization)
 
     def __call__(self, frames: np.ndarray | torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         in_hw = (int(frames.shape[1]), int(frames.shape[2]))
         return self.apply(frames, self.sample_params(in_hw, rng))
+
+
+def geometry(x: torch.Tensor | Sequence[torch.Tensor], params: Sequence[ClipParams]) -> torch.Tensor:
+    """Steps 1-3 on a batch of uint8 clips ``[T, H, W, 3]`` (a stacked ``[B, T, H, W, 3]`` tensor or a list) that
+    share their input and resized sizes, each clip with its own crop and flip: float32 ``[B, T, 3, h, w]`` (not
+    normalised) on the input's device. ``B = 1`` is ``ClipTransform.apply``; the device path
+    (``fsar.data.augment``) runs whole groups of an episode at once."""
+    if len(params) != len(x) or not len(params):
+        raise ValueError(f"geometry: {len(x)} clips but {len(params)} parameter sets")
+    in_hw, resized_hw, out_hw = params[0].in_hw, params[0].resized_hw, params[0].out_hw
+    if any(p.in_hw != in_hw or p.resized_hw != resized_hw or p.out_hw != out_hw for p in params):
+        raise ValueError("geometry: clips of one call must share their input, resized and output sizes")
+    (h, w), t = out_hw, int(x[0].shape[0])
+    out = torch.empty((len(params), t, 3, h, w), dtype=torch.float32, device=x[0].device)
+    if resized_hw == in_hw:
+        # no resize (e.g. a clip store's frames): crop and flip the uint8 frames, then convert only the kept
+        # pixels to float; the same values as converting first, with a fraction of the memory traffic
+        for k, (clip, p) in enumerate(zip(x, params)):
+            c = clip[:, p.crop_top : p.crop_top + h, p.crop_left : p.crop_left + w]
+            out[k].copy_((c.flip(2) if p.flip else c).permute(0, 3, 1, 2))
+        return out
+    stacked = x if isinstance(x, torch.Tensor) else torch.stack(list(x))
+    y = _resize(stacked.reshape(-1, *stacked.shape[2:]).permute(0, 3, 1, 2).to(torch.float32), resized_hw)
+    y = y.reshape(len(params), t, *y.shape[1:])
+    for k, p in enumerate(params):
+        c = y[k, :, :, p.crop_top : p.crop_top + h, p.crop_left : p.crop_left + w]
+        out[k].copy_(c.flip(-1) if p.flip else c)
+    return out
+
+
+def normalize_(x: torch.Tensor, normalization: str) -> torch.Tensor:
+    """Step 4 in place on float ``[..., 3, h, w]`` pixels in ``[0, 255]``: ``(x - 255 mean) / (255 std)``."""
+    mean, std = NORMALIZATIONS[normalization]
+    # made on the host and copied without waiting (no stream sync on an accelerator); the same float32 values
+    mean_t = (torch.tensor(mean, dtype=x.dtype).view(3, 1, 1) * 255.0).to(x.device, non_blocking=True)
+    std_t = (torch.tensor(std, dtype=x.dtype).view(3, 1, 1) * 255.0).to(x.device, non_blocking=True)
+    return x.sub_(mean_t).div_(std_t)
 
 
 def _resize(x: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:

@@ -41,6 +41,7 @@ class DataConfig:
     flip: bool | None = None  # None: the benchmark's default (never for SSv2)
     normalization: str = "imagenet"  # imagenet | clip | none
     rand_augment: bool = False  # photometric RandAugment drawn once per training video (TATs)
+    augment_on: str = "loader"  # loader | device: where RandAugment, resize, crop, flip, normalisation run
     modality: str = "rgb"  # rgb | rgb_diff (frames + differences to the previous frame: 6 channels)
     tracks: str | None = None  # folder of track files (TATs), mirroring the video layout
     num_points: int = 256
@@ -299,6 +300,7 @@ def validate_config(cfg: Config, source: str) -> None:
         "data.frame_sampler": (cfg.data.frame_sampler, ("uniform", "ta2n", "segment")),
         "data.normalization": (cfg.data.normalization, ("imagenet", "clip", "none")),
         "data.modality": (cfg.data.modality, ("rgb", "rgb_diff")),
+        "data.augment_on": (cfg.data.augment_on, ("loader", "device")),
         "data.point_sampling": (cfg.data.point_sampling, ("fixed", "cluster")),
         "optim.name": (cfg.optim.name, ("sgd", "adam", "adamw")),
         "optim.schedule": (cfg.optim.schedule, ("constant", "step", "multistep", "cosine", "tats")),
@@ -348,6 +350,11 @@ def validate_config(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: optim.warmup_start must be in [0, 1]; got {opt.warmup_start}")
     if cfg.train.tasks < 0:
         raise ConfigError(f"{source}: train.tasks must be >= 0; got {cfg.train.tasks}")
+    if cfg.data.augment_on == "device" and cfg.data.feature_cache:
+        raise ConfigError(
+            f"{source}: data.augment_on=device augments pixels on the model's device, but data.feature_cache feeds "
+            "cached features (no pixels); set data.augment_on=loader"
+        )
     pre = cfg.pretrain
     if not (
         0 <= pre.warmup_fraction < 1 and 0 <= pre.label_smoothing < 1 and pre.lr > 0 and pre.val_episodes >= 0

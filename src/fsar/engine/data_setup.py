@@ -10,6 +10,7 @@ from fsar.data.benchmarks import load_benchmark
 from fsar.data.check import require_complete
 from fsar.data.clip_store import ClipStore, store_key, stored_records
 from fsar.data.clips import ClipLoader
+from fsar.data.randaugment import RandAugment
 from fsar.data.sampling import build_frame_sampler
 from fsar.data.sources import PixelClips
 from fsar.data.transforms import ClipTransform
@@ -97,6 +98,7 @@ def build_split_clips(
             train_tf,
             test_tf,
             cache_clips=0 if video_source is not None else data.cache_clips,  # a store needs no clip cache
+            train_augment=RandAugment() if data.rand_augment else None,
             video_source=video_source,
         )
 
@@ -124,6 +126,7 @@ def build_split_clips(
             source=split_file,
             twins=twin_labels(twins, split.classes),
             classes=list(split.classes),
+            plan_video=source.plan,
         )
     return out
 

@@ -3,9 +3,14 @@
 ``SplitClips`` binds a split's video records to a clip source of ``fsar.data.sources`` (``LoadedVideo`` lives
 there too). ``EpisodeDataset`` is a ``torch.utils.data.Dataset`` whose item ``i`` is the support and query
 ``ClipBatch`` of an episode; the random
-choices made while loading a clip (frame jitter, crop, flip) come from a generator seeded with
+choices made while loading a clip (frame jitter, RandAugment, crop, flip) come from a generator seeded with
 ``(seed, episode index, position in the episode)``, so the same config and seed give the same tensors whatever the
 number of workers.
+
+Where augmentation runs (``data.augment_on``): ``loader`` (default) transforms each clip in the loader, which ships
+float ``ClipBatch`` es; ``device`` makes the loader only read the clips and draw their random choices, and ship uint8
+clips with their plans (``fsar.data.augment.RawClipBatch``, pinned for a CUDA device); :func:`to_device` copies a
+batch to the model's device (non-blocking) and carries the plans out there, batched over the episode.
 
 The loaders never draw from torch's global generator: a DataLoader draws its workers' base seed when its iterator
 is created, and drawing it from the global generator would shift every later dropout mask of a resumed run (the
@@ -24,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from fsar.data.augment import AUGMENT_PLACES, RawClipBatch, augmented
 from fsar.data.batch import ClipBatch
 from fsar.data.episodes import Episode
 from fsar.data.sources import LoadedVideo
@@ -37,6 +43,7 @@ __all__ = [
     "loader_generator",
     "pin_memory_for",
     "stack_videos",
+    "to_device",
     "video_rng",
 ]
 
@@ -46,6 +53,8 @@ class SplitClips:
     """The videos of one split and how to load a clip from each.
 
     ``load_video(record, train, rng) -> LoadedVideo`` does the work; ``records[i].label`` is the split class label.
+    ``plan_video`` (same arguments) gives the uint8 frames and their augmentation plan instead (pixel sources only;
+    ``None`` where the clips cannot be augmented elsewhere, e.g. cached features).
     """
 
     name: str
@@ -57,6 +66,7 @@ class SplitClips:
     classes: list[str] | None = (
         None  # the split's class names by label (SplitData.classes); None: from records
     )
+    plan_video: Callable[[object, bool, np.random.Generator], LoadedVideo] | None = None
 
     @property
     def labels(self) -> list[int]:
@@ -84,10 +94,22 @@ class SplitClips:
         return [names[i] for i in range(len(names))]
 
     def batch(
-        self, indices: Sequence[int], labels: Sequence[int], train: bool, rngs: Sequence[np.random.Generator]
-    ) -> ClipBatch:
-        """Load the clips of ``indices`` into one ClipBatch with episode labels ``labels``."""
-        videos = [self.load_video(self.records[i], train, rng) for i, rng in zip(indices, rngs)]
+        self,
+        indices: Sequence[int],
+        labels: Sequence[int],
+        train: bool,
+        rngs: Sequence[np.random.Generator],
+        planned: bool = False,
+    ) -> ClipBatch | RawClipBatch:
+        """Load the clips of ``indices`` into one ClipBatch with episode labels ``labels``; ``planned``: a
+        ``RawClipBatch`` of uint8 clips and their plans (the same random choices), augmented later."""
+        if planned and self.plan_video is None:
+            raise ValueError(
+                f"split {self.name!r}: these clips cannot be augmented on the device (no pixel source, e.g. cached "
+                "features); use data.augment_on=loader"
+            )
+        load = self.plan_video if planned else self.load_video
+        videos = [load(self.records[i], train, rng) for i, rng in zip(indices, rngs)]
         return stack_videos(
             videos,
             labels=labels,
@@ -113,8 +135,15 @@ def stack_videos(
             raise ValueError(f"{name} missing for videos {missing}")
         return torch.stack(values)
 
-    return ClipBatch(
-        frames=torch.stack([v.frames for v in videos]),
+    plans = [v.plan for v in videos]
+    if any(p is not None for p in plans) and any(p is None for p in plans):
+        raise ValueError("stack_videos: some clips are planned and some are not")
+    if plans and plans[0] is not None:
+        kind, pixels = RawClipBatch, {"frames": [v.frames for v in videos], "plans": plans}
+    else:
+        kind, pixels = ClipBatch, {"frames": torch.stack([v.frames for v in videos])}
+    return kind(
+        **pixels,
         labels=torch.as_tensor(list(labels), dtype=torch.long),
         global_labels=torch.as_tensor(list(global_labels), dtype=torch.long),
         video_ids=video_ids,
@@ -130,8 +159,15 @@ def video_rng(seed: int, episode: int, position: int, train: bool) -> np.random.
     return np.random.default_rng([int(seed), int(episode), int(position), int(train)])
 
 
+def to_device(batch: ClipBatch | RawClipBatch, device: torch.device | str) -> ClipBatch:
+    """``batch`` on ``device`` (a non-blocking copy: pinned batches overlap it with compute), augmented there if it
+    is a ``RawClipBatch``."""
+    return augmented(batch.to(device, non_blocking=True))
+
+
 class EpisodeDataset(Dataset):
-    """Item ``i``: ``(episode, support ClipBatch, query ClipBatch)`` of ``episode_at(i)``."""
+    """Item ``i``: ``(episode, support ClipBatch, query ClipBatch)`` of ``episode_at(i)``; with
+    ``augment_on="device"`` the two batches are ``RawClipBatch`` es (:func:`to_device` finishes them)."""
 
     def __init__(
         self,
@@ -140,7 +176,10 @@ class EpisodeDataset(Dataset):
         length: int,
         train: bool,
         seed: int,
+        augment_on: str = "loader",
     ) -> None:
+        if augment_on not in AUGMENT_PLACES:
+            raise ValueError(f"augment_on must be one of {', '.join(AUGMENT_PLACES)}; got {augment_on!r}")
         self.clips, self.episode_at, self.length, self.train, self.seed = (
             clips,
             episode_at,
@@ -148,16 +187,18 @@ class EpisodeDataset(Dataset):
             train,
             seed,
         )
+        self.augment_on = augment_on
 
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, i: int) -> tuple[Episode, ClipBatch, ClipBatch]:
+    def __getitem__(self, i: int) -> tuple[Episode, ClipBatch | RawClipBatch, ClipBatch | RawClipBatch]:
         ep = self.episode_at(i)
         ns = len(ep.support)
         rngs = [video_rng(self.seed, ep.index, k, self.train) for k in range(ns + len(ep.query))]
-        support = self.clips.batch(ep.support, ep.support_labels, self.train, rngs[:ns])
-        query = self.clips.batch(ep.query, ep.query_labels, self.train, rngs[ns:])
+        planned = self.augment_on == "device"
+        support = self.clips.batch(ep.support, ep.support_labels, self.train, rngs[:ns], planned)
+        query = self.clips.batch(ep.query, ep.query_labels, self.train, rngs[ns:], planned)
         return ep, support, query
 
 

@@ -9,6 +9,7 @@ from torch import nn
 
 from fsar.data.batch import ClipBatch
 from fsar.data.episodes import Episode
+from fsar.engine.episode_data import to_device
 from fsar.engine.protocol import EpisodeResult
 
 
@@ -16,7 +17,7 @@ from fsar.engine.protocol import EpisodeResult
 def evaluate_episode(
     model: nn.Module, episode: Episode, support: ClipBatch, query: ClipBatch, device: torch.device
 ) -> EpisodeResult:
-    support, query = support.to(device, non_blocking=True), query.to(device, non_blocking=True)
+    support, query = to_device(support, device), to_device(query, device)
     s_feat = model.encode(support)
     q_feat = model.encode(query)
     logits = model.episode_logits(s_feat, support.labels, q_feat)

@@ -48,7 +48,7 @@ from fsar.engine.config import (
     resume_changes,
 )
 from fsar.engine.distributed import DistContext, all_gather_objects, barrier
-from fsar.engine.episode_data import EpisodeDataset, SplitClips, episode_loader
+from fsar.engine.episode_data import EpisodeDataset, SplitClips, episode_loader, to_device
 from fsar.engine.evaluate import accuracies, evaluate_naive
 from fsar.engine.protocol import (
     AccuracySummary,
@@ -192,7 +192,9 @@ def evaluate_split(
                 model, clips, mine, device, batch_videos=cfg.eval.batch_videos, progress=ctx.is_main
             )
         else:
-            dataset = EpisodeDataset(clips, lambda i: mine[i], len(mine), train=False, seed=seed)
+            dataset = EpisodeDataset(
+                clips, lambda i: mine[i], len(mine), train=False, seed=seed, augment_on=cfg.data.augment_on
+            )
             with progress_bar(len(mine), desc, "ep", leave=False, enabled=ctx.is_main) as bar:
                 loader = episode_loader(dataset, cfg.data.workers, device, rank=ctx.rank)
                 results = evaluate_naive(model, loader, device, progress=bar)
@@ -393,7 +395,12 @@ class Trainer:
         )
         local_start, local_total = state["tasks_done"] // w, cfg.train.tasks // w
         dataset = EpisodeDataset(
-            train, lambda i: sampler.episode(local_start + i), local_total - local_start, True, cfg.train.seed
+            train,
+            lambda i: sampler.episode(local_start + i),
+            local_total - local_start,
+            True,
+            cfg.train.seed,
+            augment_on=cfg.data.augment_on,
         )
         sel = clips[cfg.train.select_on]
         sel_episodes = EpisodeSampler(
@@ -421,8 +428,8 @@ class Trainer:
             mult = lr_multiplier(cfg.optim, update_start, cfg.train.tasks)
             for group, base in zip(optimizer.param_groups, base_lrs):
                 group["lr"] = base * mult
-            support = support.to(self.device, non_blocking=True)  # pinned on CUDA: overlaps with compute
-            query = query.to(self.device, non_blocking=True)
+            # pinned on CUDA: the copies overlap with compute; data.augment_on=device augments here, batched
+            support, query = to_device(support, self.device), to_device(query, self.device)
             sync = contextlib.nullcontext() if boundary or not ctx.enabled else step_module.no_sync()
             with sync:
                 with autocast:

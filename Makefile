@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: install
-	HF_HUB_OFFLINE=1 $(VENV)/bin/fsar demo --jobs 2 --out runs/demo
+	HF_HUB_OFFLINE=1 $(VENV)/bin/fsar demo --jobs 3 --out runs/demo
 
 # The demo plus the methods too slow for its five-minute budget (EXTENDED_DEMO_METHODS in fsar.engine.demo);
 # reuses whatever `make demo` already made in runs/demo.

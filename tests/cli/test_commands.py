@@ -130,36 +130,26 @@ def test_missing_video_refuses_training_unless_allowed(synth, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_demo_runs_every_method_on_the_tiny_benchmark(tmp_path):
-    rc = main(
-        [
-            "demo",
-            "--out",
-            str(tmp_path),
-            "--preset",
-            "tiny",
-            "--tasks",
-            "4",
-            "--episodes",
-            "10",
-            "train.val_every=4",
-            "train.val_episodes=5",
-            "train.tensorboard=false",
-        ]
-    )
-    assert rc == 0
+def test_demo_runs_its_methods_then_more_from_the_same_store_on_the_tiny_benchmark(tmp_path):
+    from fsar.engine.demo import DEMO_METHODS
+
+    common = ["--out", str(tmp_path), "--preset", "tiny", "--tasks", "4", "--episodes", "10"]
+    common += ["train.val_every=4", "train.val_episodes=5", "train.tensorboard=false"]
+    assert main(["demo", *common]) == 0
     rows = json.loads((tmp_path / "results.json").read_text())
-    assert [r["method"] for r in rows] == ["protonet", "otam", "ta2n", "tats", "trx"]
+    assert [r["method"] for r in rows] == list(DEMO_METHODS) == ["protonet", "otam", "trx"]
     table = (tmp_path / "results.md").read_text()
-    assert "| tats |" in table and "twin queries (%)" in table
+    assert "| otam |" in table and "twin queries (%)" in table
     for (
         r
     ) in rows:  # the tiny test split holds one twin pair: twin queries exist, order episodes need two pairs
         assert 0 <= r["test_twin_mean"] <= 100 and r["test_twin_queries"] > 0
         assert "order_skipped" in r
-    # every method started from the same pretrained backbone, read from the clip store
+    # every method started from the same pretrained backbone, read from the clip store; no method read tracks,
+    # so none were made
     assert (tmp_path / "pretrain" / "backbone.safetensors").is_file()
-    assert (tmp_path / "synthetic_tiny" / "clip_store" / "index.json").is_file()
+    index = tmp_path / "synthetic_tiny" / "clip_store" / "index.json"
+    assert index.is_file() and not (tmp_path / "synthetic_tiny" / "tracks_lk").exists()
     # the two figures: valid PNGs of a sensible size, the bar chart drawn from results.json
     from fsar.engine.demo_figures import plot_results
 
@@ -171,7 +161,24 @@ def test_demo_runs_every_method_on_the_tiny_benchmark(tmp_path):
     redrawn = plot_results(rows, tmp_path / "redrawn.png")
     assert redrawn.read_bytes() == (tmp_path / "results.png").read_bytes()
     timings = json.loads((tmp_path / "timings.json").read_text())
-    assert {"synthesis", "tracks", "clip store", "pretraining", "tats", "whole demo"} <= set(timings)
+    assert {"synthesis", "clip store", "pretraining", "otam", "whole demo"} <= set(timings)
+    assert "tracks" not in timings
+    # methods that read tracks (TATs) and the rest of the extended demo reuse the same store and backbone
+    from fsar.procs import is_lock_file
+
+    def store_files() -> dict[str, bytes]:
+        files = index.parent.rglob("*")
+        return {str(p): p.read_bytes() for p in files if p.is_file() and not is_lock_file(p.name)}
+
+    store_bytes = store_files()
+    backbone = (tmp_path / "pretrain" / "backbone.safetensors").read_bytes()
+    assert main(["demo", *common, "--methods", "tats,ta2n"]) == 0
+    rows = json.loads((tmp_path / "results.json").read_text())
+    assert [r["method"] for r in rows] == ["tats", "ta2n"]
+    assert (tmp_path / "synthetic_tiny" / "tracks_lk").is_dir()
+    assert store_files() == store_bytes
+    assert (tmp_path / "pretrain" / "backbone.safetensors").read_bytes() == backbone
+    assert "tracks" in json.loads((tmp_path / "timings.json").read_text())
 
 
 def test_viz_tracks_and_ta2n_write_pngs(synth, tmp_path):

@@ -48,3 +48,28 @@ def test_tracking_modules_form_no_import_cycle():
     assert {"lk", "cotracker"} <= graph["registry"]  # the registry builds the trackers (lazily)
     assert "registry" not in graph["lk"] | graph["cotracker"]
     assert find_cycle(graph) is None
+
+
+def test_lk_tracking_runs_without_importing_torch(tmp_path):
+    """`fsar track` with LK and its spawned workers stay light: importing the runner, reading a video and tracking it
+    never import torch (fsar.data exports its names lazily). Startup of every worker used to include torch's
+    import (about 2 s)."""
+    import subprocess
+    import sys
+
+    from tests.helpers import make_frames, write_encoded_video
+
+    video = write_encoded_video(tmp_path / "v.mp4", make_frames(12, 48, 64, seed=3))
+    code = f"""
+import sys
+from pathlib import Path
+from fsar.tracking.runner import TrackingSettings, TrackJob, run_tracking
+import fsar.data
+job = TrackJob(source=Path({str(video)!r}), output=Path({str(tmp_path / "out.npz")!r}), video_id="v")
+report = run_tracking([job], TrackingSettings(tracker="lk", grid_size=4, points=8), progress=False)
+assert len(report.done) == 1, report.failed
+print("torch" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

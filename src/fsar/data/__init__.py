@@ -11,16 +11,69 @@ carried out by one batched implementation, in the loader or, with uint8 clips sh
 model's device (``data.augment_on``).
 """
 
-from fsar.data.augment import ClipPlan, RawClipBatch, realize_clips
-from fsar.data.batch import ClipBatch
-from fsar.data.benchmarks import BENCHMARKS, Benchmark, SplitData, VideoRecord, load_benchmark, load_synthetic
-from fsar.data.clip_store import ClipStore
-from fsar.data.clips import ClipLoader, LoadedClip, make_clip_batch
-from fsar.data.episodes import Episode, EpisodeSampler, load_episodes, save_episodes
-from fsar.data.sampling import FRAME_SAMPLERS, build_frame_sampler, sampler_support
-from fsar.data.sources import ClipSource, LoadedVideo, PixelClips
-from fsar.data.transforms import ClipTransform
-from fsar.data.video import Video, open_video
+import importlib
+from typing import TYPE_CHECKING
+
+# Exported names and their modules, imported on first use (PEP 562): importing a light module such as
+# ``fsar.data.trackfile`` (``fsar track`` and its workers) does not import torch through this package.
+_EXPORTS = {
+    "ClipPlan": "fsar.data.augment",
+    "RawClipBatch": "fsar.data.augment",
+    "realize_clips": "fsar.data.augment",
+    "ClipBatch": "fsar.data.batch",
+    "BENCHMARKS": "fsar.data.benchmarks",
+    "Benchmark": "fsar.data.benchmarks",
+    "SplitData": "fsar.data.benchmarks",
+    "VideoRecord": "fsar.data.benchmarks",
+    "load_benchmark": "fsar.data.benchmarks",
+    "load_synthetic": "fsar.data.benchmarks",
+    "ClipStore": "fsar.data.clip_store",
+    "ClipLoader": "fsar.data.clips",
+    "LoadedClip": "fsar.data.clips",
+    "make_clip_batch": "fsar.data.clips",
+    "Episode": "fsar.data.episodes",
+    "EpisodeSampler": "fsar.data.episodes",
+    "load_episodes": "fsar.data.episodes",
+    "save_episodes": "fsar.data.episodes",
+    "FRAME_SAMPLERS": "fsar.data.sampling",
+    "build_frame_sampler": "fsar.data.sampling",
+    "sampler_support": "fsar.data.sampling",
+    "ClipSource": "fsar.data.sources",
+    "LoadedVideo": "fsar.data.sources",
+    "PixelClips": "fsar.data.sources",
+    "ClipTransform": "fsar.data.transforms",
+    "Video": "fsar.data.video",
+    "open_video": "fsar.data.video",
+}
+
+if TYPE_CHECKING:
+    from fsar.data.augment import ClipPlan, RawClipBatch, realize_clips
+    from fsar.data.batch import ClipBatch
+    from fsar.data.benchmarks import (
+        BENCHMARKS,
+        Benchmark,
+        SplitData,
+        VideoRecord,
+        load_benchmark,
+        load_synthetic,
+    )
+    from fsar.data.clip_store import ClipStore
+    from fsar.data.clips import ClipLoader, LoadedClip, make_clip_batch
+    from fsar.data.episodes import Episode, EpisodeSampler, load_episodes, save_episodes
+    from fsar.data.sampling import FRAME_SAMPLERS, build_frame_sampler, sampler_support
+    from fsar.data.sources import ClipSource, LoadedVideo, PixelClips
+    from fsar.data.transforms import ClipTransform
+    from fsar.data.video import Video, open_video
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fsar.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BENCHMARKS",

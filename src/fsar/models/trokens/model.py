@@ -18,11 +18,12 @@ visible. ``num_points`` must be fixed (the relative-motion width is 2N).
 **Not in the original** (off by default): ``motion_gate=g0`` multiplies each motion embedding by its own learnable
 scalar (``hod_gate``, ``rel_gate``), initialised to ``g0``: ``X += hod_gate * HoDEmbed(..) + rel_gate *
 RelEmbed(..)``. With ``g0 = 0`` the untrained network equals TATs exactly and the motion is let in only as far
-as training opens the gates. Why: each embedding ends in a LayerNorm, so it adds a vector of RMS 1 to every token;
-on fsar's synthetic benchmark that vector is almost the same for every token (99.9 % of the HoD embedding's
-energy, 92 % of the relative one's: most points are static) and as large as the appearance tokens (RMS 1.05); in
-the untrained model it halves the gap between other-class and same-class Bi-MHM distances (BENCHMARKS.md,
-"Trokens ablation").
+as training opens the gates. Why: each embedding ends in a LayerNorm, so it adds a vector of RMS 1 to every
+token, as large as the appearance tokens of fsar's synthetic benchmark (RMS 1.09) and 16x the time embedding that
+carries TATs' order; on its LK grid tracks most points are static, so that vector is nearly the same for every
+token (99.8 % of the HoD embedding's energy untrained, 99.9 % trained). Untrained, it halves the gap between
+other-class and same-class Bi-MHM distances, and at the demo's budget it costs TATs' twin-query accuracy; the gate
+removes that loss (BENCHMARKS.md, "Trokens ablation").
 """
 
 from __future__ import annotations

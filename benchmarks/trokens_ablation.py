@@ -6,6 +6,9 @@ Trains, under the demo's budget and from the demo's pretrained backbone, each *v
 * ``hod``: Trokens with the HoD embedding only;
 * ``rel``: Trokens with the relative-motion embedding only;
 * ``both``: Trokens (HoD + relative motion, the paper's model);
+* ``gate``: ``both`` with ``motion_gate=0`` (**not in the original**: a learnable scalar gate on each motion
+  embedding, initialised to 0, so training starts from TATs and lets the motion in as far as it helps; see
+  :class:`fsar.models.trokens.Trokens`);
 
 on each kind of *tracks*
 
@@ -24,7 +27,10 @@ pretrained backbone). Usage (the measured subset is in BENCHMARKS.md)::
     python benchmarks/trokens_ablation.py --demo DEMO --out OUT --variants tats,hod,rel,both --tracks grid,gt \\
         --seeds 0
 
-Every run is a plain ``Trainer`` run in ``OUT/runs/<tracks>_<variant>_seed<seed>`` (a finished run is reused).
+Every run is a plain ``Trainer`` run in ``OUT/runs/<tracks>_<variant>_seed<seed>`` (a finished run is reused: any
+folder there with a ``results.json``, so finished runs of the same preset, seed and backbone made elsewhere, e.g.
+the demo's ``runs/tats`` and ``runs/trokens`` for ``grid_tats_seed0`` and ``grid_both_seed0``, can be linked in).
+The motion and ground-truth track files are written into DEMO's synthetic folder.
 Writes ``OUT/trokens_ablation.json`` and ``OUT/trokens_ablation.md``.
 """
 
@@ -43,6 +49,7 @@ VARIANTS = {
     "hod": ("trokens", ["model.kwargs.use_relative_motion=false"]),
     "rel": ("trokens", ["model.kwargs.use_hod=false"]),
     "both": ("trokens", []),
+    "gate": ("trokens", ["model.kwargs.motion_gate=0.0"]),
 }
 TRACKS = ("grid", "motion", "gt")
 

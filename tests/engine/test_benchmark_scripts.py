@@ -244,3 +244,28 @@ def test_trokens_ablation_writes_ground_truth_track_files_and_refuses_bad_names(
     assert ablation.points_per_file(synth / "tracks_gt") == 5
     with pytest.raises(SystemExit):
         ablation.main(["--demo", str(tmp_path), "--out", str(tmp_path / "o"), "--variants", "tats,hoD"])
+
+
+def test_trokens_diagnostics_measures_by_hand():
+    import numpy as np
+    import torch
+
+    diag = load("trokens_diagnostics")
+    # a common vector (3, 4) plus +-(1, 0): the common part holds 25 / 26 of the energy
+    x = torch.tensor([[3.0 + 1, 4.0], [3.0 - 1, 4.0]])
+    assert diag.common_share(x) == pytest.approx(25 / 26)
+    assert diag.rms(torch.tensor([[3.0, 4.0], [0.0, 0.0]])) == pytest.approx((12.5**0.5) / 2)
+    # classes 0 and 1 are twins: per-frame sequences in opposite order, the same content pooled over time
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    up, down = torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    noise = torch.tensor([0.01, -0.01, 0.0, 0.01, -0.01, 0.0]).reshape(6, 1, 1)
+    seq = torch.stack([up, up, up, down, down, down]) + noise  # [V, T, F]
+    twins = {0: 1, 1: 0}
+    assert diag.nearest_centroid_twin_accuracy(seq, labels, twins) == 100.0
+    assert diag.nearest_centroid_twin_accuracy(seq.sum(1), labels, twins) <= 50.0  # pooled: order is lost
+    # Bi-MHM-like distances: video 0 is closer to its twin class than to video 1 of its own class
+    dist = torch.ones(6, 6)
+    dist[0, 1], dist[0, 2] = 5.0, 0.5  # i=0: own a=1 worse than every twin, own a=2 better than every twin
+    dist[0, 3:] = 2.0
+    # 6 videos x 2 own x 3 twin = 36 triples; video 0 wins 3 (a = 2); the ties of the others count as losses
+    assert diag.twin_pair_accuracy(dist, labels, twins) == pytest.approx(100 * 3 / 36)

@@ -62,6 +62,13 @@ def test_registered_with_an_inspectable_signature():
     params = inspect.signature(MODELS.get("trokens")).parameters
     assert {"num_bins", "use_hod", "use_relative_motion", "num_points"} <= set(params)
     assert params["num_bins"].default == 32 and params["use_hod"].default is True
+    assert params["motion_gate"].default is None and model.tats.hod_gate is None  # the original: no gates
+    gated = make_model(motion_gate=0.0)
+    assert gated.tats.hod_gate.item() == 0.0 and gated.tats.rel_gate.item() == 0.0
+    gated_groups = gated.param_groups()
+    assert sum(len(g["params"]) for g in gated_groups) == sum(
+        1 for p in gated.parameters() if p.requires_grad
+    )
     hod_only = make_model(use_relative_motion=False)
     assert hod_only.tats.rel_embed is None and hod_only.tats.hod_embed is not None
     groups = model.param_groups()

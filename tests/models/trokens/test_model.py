@@ -172,3 +172,56 @@ def test_clear_errors():
         model(features, tracks, mask, vis.float())
     with pytest.raises(ValueError, match="expects num_points=6"):
         model(features, tracks[:, :, :4], mask[:, :, :4], vis[:, :, :4])
+
+
+# -- motion_gate (not in the original) ------------------------------------------------------------------
+
+
+def test_default_has_no_gate_and_is_ungated():
+    model = build()
+    assert model.motion_gate is None and model.hod_gate is None and model.rel_gate is None
+    assert not any("gate" in name for name in model.state_dict())
+
+
+def test_zero_gate_starts_exactly_as_tats_and_a_gate_scales_each_embedding():
+    features, tracks, mask, vis = inputs(2)
+    tats = TATs(
+        feat_dim=D, num_frames=T, num_points=N, num_classes=CLASSES, num_heads=HEADS, grid_size=G, init_seed=3
+    ).eval()
+    closed = build(motion_gate=0.0, init_seed=3)
+    assert {n for n in closed.state_dict() if "gate" in n} == {"hod_gate", "rel_gate"}
+    assert closed.hod_gate.shape == () and closed.hod_gate.item() == 0.0
+    out = closed(features, tracks, mask, vis)
+    ref = tats(features, tracks, mask)
+    assert torch.equal(out.tokens, ref.tokens) and torch.equal(out.cls_logits, ref.cls_logits)
+    # same motion modules as the ungated model with the same seed; the gates multiply them
+    plain, half = build(init_seed=3), build(motion_gate=0.5, init_seed=3)
+    with torch.no_grad():
+        half.rel_gate.fill_(-2.0)
+    assert all(torch.equal(half.state_dict()[k], v) for k, v in plain.state_dict().items())
+    hod_emb, rel_emb = half.motion_embeddings(tracks, vis)
+    cls, expected = half.transform(half.embed(features, tracks) + 0.5 * hod_emb - 2.0 * rel_emb, mask)
+    assert torch.allclose(half(features, tracks, mask, vis).tokens, expected, atol=1e-6)
+    # only the embeddings that are on get a gate
+    assert build(motion_gate=0.0, use_hod=False).hod_gate is None
+
+
+def test_gate_gradients():
+    features, tracks, mask, vis = inputs(5)
+    closed = build(motion_gate=0.0).train()
+    out = closed(features, tracks, mask, vis)
+    (out.cls_logits.sum() + out.tokens.pow(2).mean()).backward()
+    assert closed.hod_gate.grad.abs() > 0 and closed.rel_gate.grad.abs() > 0
+    # a closed gate passes no gradient to its embedding yet
+    assert closed.hod_embed.fc1.weight.grad.abs().sum() == 0
+    assert closed.rel_embed.norm.bias.grad.abs().sum() == 0
+    opened = build(motion_gate=0.25).train()
+    out = opened(features, tracks, mask, vis)
+    (out.cls_logits.sum() + out.tokens.pow(2).mean()).backward()
+    missing = [n for n, p in opened.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert missing == []
+
+
+def test_bad_gate_is_refused():
+    with pytest.raises(ValueError, match="motion_gate must be a finite number"):
+        build(motion_gate=float("nan"))

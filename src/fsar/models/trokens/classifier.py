@@ -26,7 +26,8 @@ class TrokensClassifier(TATsClassifier):
 
     Args: those of :class:`TATsClassifier` (``num_points`` must be fixed: the relative-motion width is 2N), plus
     ``num_bins`` (32), ``use_hod`` and ``use_relative_motion`` (both True, as every Trokens run; switch one off
-    for the ablations). ``encode`` passes ``batch.visibility`` (None: every point visible) to the relative motion.
+    for the ablations), ``motion_gate`` (None, the original; a float: learnable scalar gates on the motion
+    embeddings initialised to it, **not in the original**, see :class:`Trokens`). ``encode`` passes ``batch.visibility`` (None: every point visible) to the relative motion.
 
     ``use_query_mask``: False (faithful to the released Trokens runs): the attention key mask is all True, because
     the original loader looks for ``per_point_queries`` in pickles that store ``point_queries`` (trokens.md §4),
@@ -60,11 +61,15 @@ class TrokensClassifier(TATsClassifier):
         label_smoothing: float = 0.1,
         faithful_weight_decay: bool = True,
         use_query_mask: bool = False,
+        motion_gate: float | None = None,
     ) -> None:
         self.use_query_mask = bool(use_query_mask)
         # read by build_network, which TATsClassifier.__init__ calls
         self._motion_kwargs = dict(
-            num_bins=num_bins, use_hod=use_hod, use_relative_motion=use_relative_motion
+            num_bins=num_bins,
+            use_hod=use_hod,
+            use_relative_motion=use_relative_motion,
+            motion_gate=motion_gate,
         )
         super().__init__(
             backbone,

@@ -5,6 +5,7 @@ as ``python benchmarks/NAME.py`` (their folder is on ``sys.path``)."""
 from __future__ import annotations
 
 import json
+import platform
 import resource
 import statistics
 import subprocess
@@ -81,3 +82,31 @@ def add_timing_arguments(parser) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per configuration (default 3)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed passes before timing (default 1)")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON to this path")
+
+
+def write_report(args, results: list[dict], table: str, **extra) -> dict:
+    """The JSON report of a timing script (device, versions, threads, how memory was measured, its arguments,
+    ``extra`` entries such as the agreement checks, the results and the markdown table); written to ``args.out``
+    when set. Returns it."""
+    cuda = args.device.startswith("cuda")
+    report = {
+        "device": args.device,
+        "device_name": torch.cuda.get_device_name(args.device)
+        if cuda
+        else platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpu_threads": args.threads or torch.get_num_threads(),
+        "memory_method": "cuda: max_memory_allocated minus allocated before the passes"
+        if cuda
+        else "cpu: ru_maxrss high-water mark of a fresh subprocess after minus before the passes",
+        "args": {k: v for k, v in vars(args).items() if k not in ("worker", "out")},
+        **extra,
+        "results": results,
+        "table_markdown": table,
+    }
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2, default=str))
+        print(f"[bench] wrote {args.out}", file=sys.stderr)
+    return report

@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 
-from _timing import add_timing_arguments, comparison_cells, run_in_subprocess, time_passes
+from _timing import add_timing_arguments, comparison_cells, run_in_subprocess, time_passes, write_report
 
 IMPLS = ("vectorised", "loop")
 
@@ -138,8 +137,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1 or args.warmup < 0:
         parser.error("--repeats must be >= 1 and --warmup >= 0")
 
-    import torch
-
     common = {
         "device": args.device,
         "dtype": args.dtype,
@@ -174,26 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[bench] agreement (eval-mode logits): {check}", file=sys.stderr, flush=True)
     table = markdown_table(results)
     print(table)
-    report = {
-        "device": args.device,
-        "device_name": torch.cuda.get_device_name(args.device)
-        if args.device.startswith("cuda")
-        else platform.processor() or platform.machine(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "cpu_threads": args.threads or torch.get_num_threads(),
-        "memory_method": "cuda: max_memory_allocated minus allocated before the passes"
-        if args.device.startswith("cuda")
-        else "cpu: ru_maxrss high-water mark of a fresh subprocess after minus before the passes",
-        "args": {k: v for k, v in vars(args).items() if k not in ("worker", "out")},
-        "agreement": check,
-        "results": results,
-        "table_markdown": table,
-    }
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2, default=str))
-        print(f"[bench] wrote {args.out}", file=sys.stderr)
+    write_report(args, results, table, agreement=check)
     return 0 if all("error" not in r for r in results) and "error" not in check else 1
 
 

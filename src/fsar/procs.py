@@ -63,7 +63,7 @@ _TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 # ------------------------------------------------------------------------------------------ allocator
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # <malloc.h>
-ALLOCATOR_KEEP_BYTES = 32 << 20  # glibc's largest mmap threshold on 64-bit (its HEAP_MAX_SIZE / 2)
+ALLOCATOR_KEEP_BYTES = 32 << 20  # mmap threshold: blocks below it come from the heap and are reused
 
 
 @functools.cache
@@ -72,9 +72,9 @@ def tune_allocator() -> bool:
 
     glibc serves large blocks (over 128 KiB at first) with ``mmap`` and returns them with ``munmap`` on free, so a
     training step that allocates and frees the same activations every episode page-faults and zero-fills them anew
-    each time. With the mmap threshold at its maximum (32 MiB) and the trim threshold raised, such blocks are
-    reused: on the demo's small CNN (fp32, one thread, 2026-12-04, AMD Zen 3) system time fell from 0.83 to 0.37 s
-    and user + system time by about 15% for the same steps. Peak memory is unchanged, but freed memory stays with
+    each time. With the mmap threshold at 32 MiB (above the demo's activations) and the trim threshold at 1 GiB,
+    such blocks are reused: a training step of the demo's small CNN (fp32, one thread, 2026-12-04, AMD Zen 3,
+    machine otherwise idle) took 56-58 instead of 75-89 ms, and the system time of 30 steps fell from 1.0 to 0.3 s. Peak memory is unchanged, but freed memory stays with
     the process until it exits. Numbers are unaffected.
 
     fsar's commands call it at start (and their worker processes); a program using fsar as a library may call it

@@ -22,9 +22,9 @@ from fsar.errors import ConfigError, FsarError
 # `make demo`'s five-minute budget on the 2-core machine holds ProtoNet and two order-aware methods (README).
 DEMO_METHODS = ("protonet", "otam", "trx")
 # Methods too slow for that budget; `fsar demo --extended` (`make demo-extended`) runs them after DEMO_METHODS, from
-# the same benchmark, clip store and backbone. TA2N and TATs need 240 and 190 CPU seconds at the demo's budget (TATs
-# also 170 s of LK tracking) against 60-85 s for each default method (2026-12-04, AMD Zen 3). Each needs
-# demo_<method>.yaml (and demo_<method>_tiny.yaml for --preset tiny).
+# the same benchmark, clip store and backbone. Alone on one thread TA2N takes 183 s and TATs 132 s (plus 58 s of LK
+# tracking on two workers) at the demo's budget; each default method took 44-56 s with the three sharing two cores
+# (2026-12-04, AMD Zen 3). Each needs demo_<method>.yaml (and demo_<method>_tiny.yaml for --preset tiny).
 EXTENDED_DEMO_METHODS: tuple[str, ...] = ("ta2n", "tats", "trokens", "hyrsm", "molo", "strm")
 # Methods that read point tracks: the demo makes LK tracks (and a clip store with their frames) when one runs.
 TRACK_METHODS = ("tats", "trokens")

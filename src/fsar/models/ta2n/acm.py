@@ -38,8 +38,9 @@ from fsar.models.ta2n.masks import perturbation_offsets, pooling_weights
 IMPLS = ("fast", "reference")
 CUDA_MIN_PAIRS_FOR_FAST = 64  # below this many (class, query) pairs, "fast" computes the direct form on CUDA
 # On the CPU, "fast" computes the offset net's second convolution with acm_fast.small_map_conv3d on maps of at most
-# this many positions: measured side by side (2026-12-04, one thread, AMD Zen 3, forward + backward, 128 channels,
-# T 8): 2x2 maps 2.1-2.4x faster at 125 pairs and 1.6x at 25; 1x1 about 10x; 3x3 0.7-0.9x (so not used there).
+# this many positions: measured side by side, alone (2026-12-04, one thread, AMD Zen 3, forward + backward, 128
+# channels, T 8): 2x2 maps 2.1-2.3x faster at 125 pairs and 1.7-1.8x at 25; 1x1 about 15x; 3x3 0.8-0.9x and 4x4
+# 0.65x (so not used there).
 CPU_SMALL_MAP_MAX_POSITIONS = 4
 
 
